@@ -1,0 +1,158 @@
+"""The LoRA intent classifier as Rasa drives it: train, persist, load, process."""
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.lora_intent_classifier import LoRAIntentClassifier
+
+# Twelve intents (more than the ranking length of 10), one a retrieval intent.
+EXAMPLES: Dict[str, List[str]] = {
+    "greet": ["hi", "hello there", "good morning", "hey, anyone around?"],
+    "goodbye": ["bye", "see you later", "goodbye for now", "that's all, bye"],
+    "thank_you": ["thanks", "thank you so much", "cheers, appreciate it", "many thanks"],
+    "order_status": ["where is my order", "has my parcel shipped", "track my package", "my order hasn't arrived"],
+    "cancel_order": ["cancel my order", "I want to cancel the purchase", "please cancel it", "stop my order"],
+    "return_item": ["I want to return these jeans", "how do I send this back", "return a jacket", "start a return"],
+    "shipping_cost": ["how much is shipping", "what does delivery cost", "is shipping free", "shipping fee?"],
+    "account_access": ["I forgot my password", "can't log in", "reset my password", "locked out of my account"],
+    "request_human": ["talk to a human", "get me an agent", "real person please", "I want to speak to someone"],
+    "complaint": ["this service is terrible", "I'm very unhappy", "worst shop ever", "your support is useless"],
+    "out_of_scope": ["what's the capital of peru", "write me a poem", "who won the game", "recipe for lasagna"],
+    "chitchat/ask_name": ["what's your name", "who are you", "do you have a name", "what should I call you"],
+}
+FAST = {"min_steps": 40, "batch_size": 16, "seed": 7}
+
+
+def training_data() -> TrainingData:
+    messages = []
+    for intent, texts in EXAMPLES.items():
+        for text in texts:
+            data = {"text": text, "intent": intent.split("/")[0]}
+            if "/" in intent:
+                data["intent_response_key"] = intent
+            messages.append(Message(data=data))
+    return TrainingData(messages)
+
+
+def make(tmp_path: Path, config: Dict, name: str = "lora") -> LoRAIntentClassifier:
+    (tmp_path / name).mkdir()
+    storage = LocalModelStorage(tmp_path / name)
+    context = ExecutionContext(GraphSchema({}), "test")
+    return LoRAIntentClassifier.create(
+        {**LoRAIntentClassifier.get_default_config(), **config},
+        storage, Resource(name), context,
+    )
+
+
+def parse(component: LoRAIntentClassifier, *texts: str) -> List[Message]:
+    return component.process([Message(data={"text": t}) for t in texts])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trained")
+    component = make(tmp, FAST)
+    resource = component.train(training_data())
+    return tmp, component, resource
+
+
+def test_predicts_seen_intents_and_fills_ranking_like_diet(trained):
+    _, component, _ = trained
+    message = parse(component, "hello there")[0]
+    intent, ranking = message.get("intent"), message.get("intent_ranking")
+    assert intent["name"] == "greet"
+    assert 0.0 < intent["confidence"] <= 1.0
+    assert len(ranking) == 10  # top 10 of 12 intents, like DIET's default ranking_length
+    assert ranking[0] == intent
+    confidences = [entry["confidence"] for entry in ranking]
+    assert confidences == sorted(confidences, reverse=True)
+    assert set(message.as_dict(only_output_properties=True)) >= {"intent", "intent_ranking"}
+
+
+def test_retrieval_intent_is_learnt_as_its_retrieval_intent(trained):
+    _, component, _ = trained
+    assert parse(component, "what's your name")[0].get("intent")["name"] == "chitchat"
+    assert "chitchat" in component.model.labels
+    assert not any("/" in label for label in component.model.labels)
+
+
+def test_persist_and_load_give_the_same_predictions(trained):
+    tmp, component, resource = trained
+    loaded = LoRAIntentClassifier.load(
+        {**LoRAIntentClassifier.get_default_config(), **FAST},
+        LocalModelStorage(tmp / "lora"), resource, ExecutionContext(GraphSchema({}), "test"),
+    )
+    texts = ["hey, anyone around?", "cancel my order", "I forgot my password", "talk to a human"]
+    before = [m.get("intent_ranking") for m in parse(component, *texts)]
+    after = [m.get("intent_ranking") for m in parse(loaded, *texts)]
+    for b, a in zip(before, after):
+        assert [e["name"] for e in b] == [e["name"] for e in a]
+        np.testing.assert_allclose(
+            [e["confidence"] for e in b], [e["confidence"] for e in a], atol=1e-4
+        )
+
+
+def test_persists_only_what_it_learnt(trained):
+    tmp, _, _ = trained
+    files = {p.name: p.stat().st_size for p in (tmp / "lora").rglob("*") if p.is_file()}
+    assert "adapter_model.safetensors" in files and "head.safetensors" in files
+    # The base MiniLM is ~90 MB; the adapter, head, labels and config stay far below 10 MB.
+    assert sum(files.values()) < 10 * 1024 * 1024
+
+
+def test_same_seed_gives_the_same_model_on_cpu(tmp_path, trained):
+    _, first, _ = trained
+    second = make(tmp_path, FAST, name="again")
+    second.train(training_data())
+    texts = ["track my package", "is shipping free", "write me a poem"]
+    a = first.model.predict_proba(texts)
+    b = second.model.predict_proba(texts)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 10_000, "where is my order " * 800, "🙂🙂🙂", "😡", "我的订单在哪里", "¿Dónde está mi pedido?", "\u200b\t"],
+)
+def test_awkward_input_parses_without_error(trained, text):
+    _, component, _ = trained
+    message = parse(component, text)[0]
+    assert message.get("intent") is not None
+    if text.strip(" \t\u200b"):
+        assert message.get("intent")["name"] in component.model.labels
+
+
+def test_empty_message_gets_no_intent_like_diet(trained):
+    _, component, _ = trained
+    for text in ("", "   "):
+        message = parse(component, text)[0]
+        assert message.get("intent") == {"name": None, "confidence": 0.0}
+        assert message.get("intent_ranking") == []
+
+
+def test_single_intent_fails_training_with_a_clear_message(tmp_path):
+    component = make(tmp_path, FAST)
+    data = TrainingData([Message(data={"text": t, "intent": "greet"}) for t in ("hi", "hello")])
+    with pytest.raises(InvalidConfigException, match="at least two classes.*greet"):
+        component.train(data)
+
+
+def test_unknown_base_model_fails_with_a_clear_message(tmp_path):
+    component = make(tmp_path, {**FAST, "base_model": "no-such-org/no-such-model"})
+    with pytest.raises(InvalidConfigException, match="no-such-org/no-such-model.*local model directory"):
+        component.train(training_data())
+
+
+@pytest.mark.parametrize("option", [{"lora_rank": 0}, {"epochs": -1}, {"device": "tpu"}])
+def test_invalid_options_fail_before_training(tmp_path, option):
+    with pytest.raises(InvalidConfigException, match=next(iter(option))):
+        make(tmp_path, option)
