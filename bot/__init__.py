@@ -1,0 +1,1 @@
+"""Channels and the `bot` command line (runs in the Rasa env)."""

@@ -1,0 +1,74 @@
+"""`bot`: the project's command line (the `bot` entry point of pyproject.toml).
+
+    bot start   train if needed, then run the action server and the Rasa server (REST)
+    bot shell   the same, chatting in this terminal (rasa shell)
+    bot train   only train
+    bot test    the whole test suite (what `make test` and CI run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+from typing import List, Optional
+
+from bot import services
+from bot.services import DATA_DIR, ROOT, Endpoints, ServiceError, log
+
+
+def _serve(rasa_args: List[str], action_port: int) -> int:
+    """Seeds the store, starts the action server, then runs Rasa in the foreground."""
+    services.train()
+    store = DATA_DIR / "store.db"
+    services.seed_store(store)
+    endpoints = Endpoints(action_port, DATA_DIR / "tracker.db").write(DATA_DIR / "endpoints.yml")
+    with services.action_server(action_port, store, DATA_DIR / "logs" / "action-server.log"):
+        command = services.rasa(*rasa_args, "--model", "models", "--endpoints", str(endpoints),
+                                "--credentials", "credentials.yml")
+        try:
+            return subprocess.run(command, cwd=ROOT, env=services.offline_env()).returncode
+        except KeyboardInterrupt:
+            return 0
+
+
+def start(port: int, action_port: int) -> int:
+    log(
+        f"starting the assistant; when Rasa says the server is up, chat over REST:\n"
+        f"  curl -s localhost:{port}/webhooks/rest/webhook "
+        f"-d '{{\"sender\": \"me\", \"message\": \"where is my order ORD-10012?\"}}'\n"
+        f"  (or run `make shell` instead of `make start` to chat in the terminal; Ctrl-C stops)"
+    )
+    return _serve(["run", "--enable-api", "--cors", "*", "--port", str(port)], action_port)
+
+
+def shell(action_port: int) -> int:
+    return _serve(["shell"], action_port)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="bot", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start_parser = commands.add_parser("start", help="run the assistant (REST on --port)")
+    start_parser.add_argument("--port", type=int, default=5005)
+    start_parser.add_argument("--action-port", type=int, default=5055)
+    shell_parser = commands.add_parser("shell", help="chat with the assistant in this terminal")
+    shell_parser.add_argument("--action-port", type=int, default=5055)
+    commands.add_parser("train", help="train the assistant (cached when nothing changed)")
+    commands.add_parser("test", help="run the whole test suite")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            return start(args.port, args.action_port)
+        if args.command == "shell":
+            return shell(args.action_port)
+        if args.command == "train":
+            services.train()
+            return 0
+        from bot.testing import run_all
+
+        return run_all()
+    except ServiceError as error:
+        log(f"error: {error}")
+        return 1

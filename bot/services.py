@@ -1,0 +1,140 @@
+"""Starting the assistant's processes: training, the action server and the Rasa server.
+
+The action server runs in the other Python environment (rasa-sdk + langchain need pydantic 2,
+Rasa 3.6 needs pydantic 1), so it is always a subprocess started with that env's interpreter;
+nothing here imports from `actions/`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / ".data"
+MODELS_DIR = ROOT / "models"
+
+
+class ServiceError(RuntimeError):
+    """A process could not be started or did not become healthy; the message says why."""
+
+
+def log(message: str) -> None:
+    print(f"\033[1m[bot]\033[0m {message}", flush=True)
+
+
+def offline_env(**extra: str) -> Dict[str, str]:
+    """Environment for child processes: no model hub downloads, project on the path."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def actions_python() -> str:
+    """The actions env's interpreter, as set up by scripts/setup.sh."""
+    home = Path(os.environ.get("CSBOT_HOME", Path.home() / ".cache" / "csbot"))
+    python = os.environ.get("CSBOT_ACTIONS_PYTHON") or str(home / "envs/actions/bin/python")
+    if not Path(python).exists():
+        raise ServiceError(
+            f"the action server's Python environment is missing ({python}); "
+            f"run `make setup` (scripts/setup.sh) first."
+        )
+    return python
+
+
+def rasa(*args: str) -> List[str]:
+    return [sys.executable, "-m", "rasa", *args]
+
+
+def run(command: List[str], what: str, env: Optional[Dict[str, str]] = None) -> None:
+    """Runs a step in the foreground, streaming its output; a failure stops with its name."""
+    log(what)
+    if subprocess.run(command, cwd=ROOT, env=env or offline_env()).returncode != 0:
+        raise ServiceError(f"{what} failed (command: {' '.join(command)})")
+
+
+def train() -> None:
+    """`rasa train`; Rasa itself skips the parts whose data and config did not change."""
+    run(
+        rasa("train", "--domain", "domain.yml", "--config", "config.yml", "--data", "data",
+             "--out", str(MODELS_DIR)),
+        "training the assistant (rasa train; cached when nothing changed)",
+    )
+
+
+def seed_store(database: Path, reset: bool = False) -> None:
+    """Creates the demo customers/orders database the business actions work on."""
+    command = [actions_python(), "-m", "actions.seed", "--db", str(database)]
+    run(command + (["--reset"] if reset else []), f"preparing the demo store {database}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, name: str, timeout: float) -> None:
+    """Polls `url` until it answers 200; fails early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise ServiceError(f"{name} did not answer {url} within {timeout:.0f} s")
+
+
+@dataclass
+class Endpoints:
+    """Where the Rasa server finds the action server and the tracker store."""
+
+    action_port: int
+    tracker_db: Path
+
+    def write(self, path: Path) -> Path:
+        """Copies endpoints.yml with this run's action server URL and SQLite file."""
+        config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
+        config["action_endpoint"]["url"] = f"http://localhost:{self.action_port}/webhook"
+        config["tracker_store"]["db"] = str(self.tracker_db)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+
+@contextmanager
+def action_server(port: int, store: Path, log_file: Path) -> Iterator[subprocess.Popen]:
+    """Runs `python -m rasa_sdk --actions actions` in the actions env until the block ends."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w") as output:
+        process = subprocess.Popen(
+            [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            cwd=ROOT, env=offline_env(CSBOT_STORE_DB=str(store)),
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_healthy(f"http://localhost:{port}/health", process, "action server", 120)
+            log(f"action server up on port {port} (log: {log_file})")
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,140 @@
+"""The whole test suite behind `make test`: data validation, both pytest suites, and the
+conversation test stories through the trained model with a real action server.
+
+Each part runs even if an earlier one failed, so one run shows every problem; the last line
+is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List
+
+import yaml
+
+from bot.services import (
+    ROOT, Endpoints, ServiceError, action_server, actions_python, free_port, log,
+    offline_env, rasa, seed_store, train,
+)
+
+ARTIFACTS = ROOT / "artifacts"
+# Which interpreter runs which tests: the process boundary is the folder boundary.
+RASA_SIDE = ["tests/nlu", "tests/bot", "tests/policies"]
+ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
+STORIES = "tests/stories"
+
+
+@dataclass
+class Tally:
+    """Passed/failed counts per part, for the closing summary."""
+
+    parts: List[tuple] = field(default_factory=list)
+
+    def add(self, name: str, passed: int, failed: int, skipped: int = 0) -> None:
+        self.parts.append((name, passed, failed, skipped))
+
+    def report(self) -> int:
+        print("\n" + "=" * 60)
+        for name, passed, failed, skipped in self.parts:
+            extra = f", {skipped} skipped" if skipped else ""
+            print(f"  {name:<28} {passed} passed, {failed} failed{extra}")
+        passed = sum(p[1] for p in self.parts)
+        failed = sum(p[2] for p in self.parts)
+        skipped = sum(p[3] for p in self.parts)
+        print("=" * 60)
+        print(f"total: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+        return 1 if failed or skipped else 0
+
+
+def pytest_part(tally: Tally, name: str, python: str, paths: List[str]) -> None:
+    """Runs pytest on the existing `paths` with `python`, counting from its JUnit XML."""
+    paths = [p for p in paths if (ROOT / p).exists()]
+    if not paths:
+        return
+    report = ARTIFACTS / f"pytest-{name}.xml"
+    log(f"pytest ({name}): {' '.join(paths)}")
+    code = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *paths],
+        cwd=ROOT, env=offline_env(),
+    ).returncode
+    if not report.exists():
+        tally.add(f"pytest {name}", 0, 1)
+        return
+    suites = ElementTree.parse(report).getroot()
+    suites = [suites] if suites.tag == "testsuite" else list(suites)
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    if code not in (0, 5) and not failed:  # pytest itself failed (e.g. a bad option)
+        failed = 1
+    tally.add(f"pytest {name}", total - failed - skipped, failed, skipped)
+
+
+def validate_part(tally: Tally) -> None:
+    """`rasa data validate` must report no problem at all (warnings fail too)."""
+    log("rasa data validate --fail-on-warnings")
+    code = subprocess.run(
+        rasa("data", "validate", "--fail-on-warnings", "--domain", "domain.yml",
+             "--data", "data", "--config", "config.yml"),
+        cwd=ROOT, env=offline_env(),
+    ).returncode
+    tally.add("rasa data validate", int(code == 0), int(code != 0))
+
+
+def count_stories(path: Path) -> int:
+    """Number of stories in the YAML files under `path` (test stories or failed ones)."""
+    files = [path] if path.is_file() else sorted(path.rglob("*.yml"))
+    return sum(len((yaml.safe_load(f.read_text()) or {}).get("stories") or []) for f in files)
+
+
+def stories_part(tally: Tally) -> None:
+    """Runs the test stories end to end: user text → our NLU → policies → real actions."""
+    out = ARTIFACTS / "stories"
+    shutil.rmtree(out, ignore_errors=True)
+    total = count_stories(ROOT / STORIES)
+    try:
+        train()
+        with tempfile.TemporaryDirectory(prefix="csbot-test-") as tmp:
+            store = Path(tmp) / "store.db"
+            seed_store(store, reset=True)  # every run starts from the documented demo data
+            port = free_port()
+            endpoints = Endpoints(port, Path(tmp) / "tracker.db").write(Path(tmp) / "endpoints.yml")
+            with action_server(port, store, ARTIFACTS / "action-server.log"):
+                log(f"rasa test core: {total} test stories in {STORIES}")
+                code = subprocess.run(
+                    rasa("test", "core", "--stories", STORIES, "--model", "models",
+                         "--endpoints", str(endpoints), "--out", str(out)),
+                    cwd=ROOT, env=offline_env(),
+                ).returncode
+    except ServiceError as error:
+        log(f"conversation tests could not run: {error}")
+        tally.add("conversation test stories", 0, max(total, 1))
+        return
+    failed_file = out / "failed_test_stories.yml"
+    failed = count_stories(failed_file) if failed_file.exists() else total
+    if code != 0 and failed == 0:
+        failed = total
+    if failed:
+        log(f"{failed} test stories failed; Rasa's report: {failed_file}")
+    tally.add("conversation test stories", total - failed, failed)
+
+
+def run_all() -> int:
+    """Every part of the suite, then the summary; returns the exit code."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    tally = Tally()
+    validate_part(tally)
+    pytest_part(tally, "rasa-side", sys.executable, RASA_SIDE)
+    try:
+        pytest_part(tally, "actions-side", actions_python(), ACTIONS_SIDE)
+    except ServiceError as error:
+        log(str(error))
+        tally.add("pytest actions-side", 0, 1)
+    stories_part(tally)
+    return tally.report()
