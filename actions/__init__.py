@@ -1,0 +1,22 @@
+"""Action server of the Threadline customer-service demo (contract: docs/demo-assistant.md).
+
+Started with ``python -m rasa_sdk --actions actions``; importing the action
+modules here registers every ``Action`` subclass with the SDK's executor.
+Only ``rasa_sdk`` is used: Rasa itself runs in another process and Python.
+"""
+
+from actions.forms import ValidateCancelOrderForm, ValidateOrderStatusForm, ValidateReturnForm
+from actions.handoff import ActionHandoff
+from actions.orders import ActionCancelOrder, ActionOrderStatus, ActionStartReturn
+from actions.products import ActionProductInfo
+
+__all__ = [
+    "ActionCancelOrder",
+    "ActionHandoff",
+    "ActionOrderStatus",
+    "ActionProductInfo",
+    "ActionStartReturn",
+    "ValidateCancelOrderForm",
+    "ValidateOrderStatusForm",
+    "ValidateReturnForm",
+]
