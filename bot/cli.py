@@ -4,6 +4,8 @@
     bot shell   the same, chatting in this terminal (rasa shell)
     bot train   only train
     bot test    the whole test suite (what `make test` and CI run)
+    bot analytics export|report   per-turn exports / sentiment and hand-off report
+                (redacted; from the tracker store, see docs/analytics.md)
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     shell_parser.add_argument("--action-port", type=int, default=5055)
     commands.add_parser("train", help="train the assistant (cached when nothing changed)")
     commands.add_parser("test", help="run the whole test suite")
+    analytics_parser = commands.add_parser(
+        "analytics", help="export turns / report sentiment and hand-offs (docs/analytics.md)")
+    analytics_actions = analytics_parser.add_subparsers(dest="analytics_action", required=True)
+    for action, what in (("export", "turns.csv + turns.parquet"),
+                         ("report", "the export, PNG charts and report.html")):
+        action_parser = analytics_actions.add_parser(action, help=f"write {what} to --out")
+        action_parser.add_argument("--endpoints", help="endpoints file naming the tracker store "
+                                   "(default: .data/endpoints.yml if present, else endpoints.yml)")
+        action_parser.add_argument("--out", default="artifacts/analytics", help="output folder")
+        action_parser.add_argument("--conversation", metavar="ID", help="only this conversation")
+        action_parser.add_argument("--top", type=int, default=5,
+                                   help="how many most negative conversations to show")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -66,6 +80,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "train":
             services.train()
             return 0
+        if args.command == "analytics":
+            from bot import analytics
+
+            return analytics.run(args.analytics_action, args.endpoints, args.out,
+                                 args.conversation, args.top)
         from bot.testing import run_all
 
         return run_all()

@@ -108,7 +108,10 @@ def stories_part(tally: Tally) -> None:
             with action_server(port, store, ARTIFACTS / "action-server.log"):
                 log(f"rasa test core: {total} test stories in {STORIES}")
                 code = subprocess.run(
-                    rasa("test", "core", "--stories", STORIES, "--model", "models",
+                    # --e2e: the user text goes through our NLU pipeline and the predicted
+                    # intents and entities are checked too (without it Rasa would use the
+                    # story's intent labels and never exercise the classifier).
+                    rasa("test", "core", "--e2e", "--stories", STORIES, "--model", "models",
                          "--endpoints", str(endpoints), "--out", str(out)),
                     cwd=ROOT, env=offline_env(),
                 ).returncode

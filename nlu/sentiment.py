@@ -37,8 +37,10 @@ class SentimentAnalyzer(GraphComponent):
         """`analyser`: vader | lora | hf (see README for the benchmark behind the default)."""
         return {
             "analyser": "vader",
-            # lora: a directory written by `bot sentiment-train` (relative to the project)
+            # lora: where `bot train` (run by make start/test) writes the analyser it trains
+            # from `training_data`, both relative to the project directory
             "model_path": "models/sentiment",
+            "training_data": "data/sentiment/train.csv",
             # hf: a local sequence-classification model and how its labels map to ours
             "hf_model": None,
             "label_map": {},
@@ -79,7 +81,7 @@ class SentimentAnalyzer(GraphComponent):
         except (OSError, ValueError) as error:
             raise InvalidConfigException(
                 f"SentimentAnalyzer: the {kind!r} analyser could not be loaded ({error}). "
-                f"For 'lora', train it first with `bot sentiment-train` (make setup does)."
+                f"For 'lora', train it first with `bot train` (make start and make test do)."
             ) from error
         raise InvalidConfigException(
             f"SentimentAnalyzer: analyser={kind!r} is not one of 'vader', 'lora', 'hf' "
