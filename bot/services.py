@@ -145,19 +145,50 @@ def wait_until_healthy(url: str, process: subprocess.Popen, name: str, timeout: 
 
 @dataclass
 class Endpoints:
-    """Where the Rasa server finds the action server and the tracker store."""
+    """Where the Rasa server finds the action server, the tracker store and the turn log."""
 
     action_port: int
     tracker_db: Path
+    turn_log: Optional[Path] = None
 
     def write(self, path: Path) -> Path:
-        """Copies endpoints.yml with this run's action server URL and SQLite file."""
+        """Copies endpoints.yml with this run's action server URL and files."""
         config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
         config["action_endpoint"]["url"] = f"http://localhost:{self.action_port}/webhook"
         config["tracker_store"]["db"] = str(self.tracker_db)
+        if self.turn_log is not None and config.get("event_broker"):
+            config["event_broker"]["path"] = str(self.turn_log)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@contextmanager
+def rasa_server(
+    port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR
+) -> Iterator[subprocess.Popen]:
+    """Runs `rasa run --enable-api` (REST channel) until the block ends."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as output:
+        process = subprocess.Popen(
+            rasa("run", "--enable-api", "--port", str(port), "--model", str(model),
+                 "--endpoints", str(endpoints), "--credentials", "credentials.yml"),
+            cwd=ROOT, env=offline_env(), stdout=output, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_healthy(f"http://localhost:{port}/status", process, "Rasa server", 300)
+            log(f"Rasa server up on port {port} (log: {log_file})")
+            yield process
+        finally:
+            _stop(process)
 
 
 @contextmanager
@@ -175,8 +206,4 @@ def action_server(port: int, store: Path, log_file: Path) -> Iterator[subprocess
             log(f"action server up on port {port} (log: {log_file})")
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop(process)

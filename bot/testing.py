@@ -1,5 +1,6 @@
-"""The whole test suite behind `make test`: data validation, both pytest suites, and the
-conversation test stories through the trained model with a real action server.
+"""The whole test suite behind `make test`: data validation, both pytest suites, the
+conversation test stories through the trained model with a real action server, and the
+tests against a live Rasa server (REST channel, SQLite tracker store).
 
 Each part runs even if an earlier one failed, so one run shows every problem; the last line
 is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
@@ -27,6 +28,8 @@ ARTIFACTS = ROOT / "artifacts"
 # Which interpreter runs which tests: the process boundary is the folder boundary.
 RASA_SIDE = ["tests/nlu", "tests/bot", "tests/policies"]
 ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
+# Need the trained model: run after the stories, which train it.
+SERVER = ["tests/server"]
 STORIES = "tests/stories"
 
 
@@ -140,4 +143,5 @@ def run_all() -> int:
         log(str(error))
         tally.add("pytest actions-side", 0, 1)
     stories_part(tally)
+    pytest_part(tally, "live-server", sys.executable, SERVER)
     return tally.report()

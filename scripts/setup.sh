@@ -35,7 +35,8 @@ find_python() {
 # build_env NAME PYTHON: make $CSBOT_HOME/envs/NAME match requirements/NAME.lock.
 build_env() {
   local name="$1" python="$2" lock="$ROOT/requirements/$1.lock" dir="$CSBOT_HOME/envs/$1"
-  local want; want="$( (cat "$lock"; "$python" -VV) | sha256sum | cut -c1-16)"
+  local nodeps="$ROOT/requirements/$1-nodeps.txt"
+  local want; want="$( (cat "$lock"; [ -f "$nodeps" ] && cat "$nodeps"; "$python" -VV) | sha256sum | cut -c1-16)"
   if [ -f "$dir/.csbot-stamp" ] && [ "$(cat "$dir/.csbot-stamp")" = "$want" ]; then
     log "$name env up to date ($dir)"; return 0
   fi
@@ -45,8 +46,11 @@ build_env() {
   "$dir/bin/python" -m pip install --quiet --upgrade "pip==24.2" >&2
   # The lock is a complete, resolved set: --no-deps installs exactly it, no resolver surprises.
   # (grep drops pip's notes about this machine's optional local mirror folders.)
-  "$dir/bin/python" -m pip install --no-deps -r "$lock" 2>&1 | grep -v "is ignored: it is neither" >&2
+  "$dir/bin/python" -m pip install --no-deps -r "$lock" 2>&1 | { grep -v "is ignored: it is neither" || true; } >&2
   "$dir/bin/python" -m pip check >&2 || die "$name env is inconsistent after install (pip check above)"
+  if [ -f "$nodeps" ]; then  # after pip check: these deliberately lack their dependencies
+    "$dir/bin/python" -m pip install --no-deps -r "$nodeps" 2>&1 | { grep -v "is ignored: it is neither" || true; } >&2
+  fi
   echo "$want" > "$dir/.csbot-stamp"
   log "$name env ready"
 }
