@@ -38,7 +38,8 @@ def log(message: str) -> None:
 
 def offline_env(**extra: str) -> Dict[str, str]:
     """Environment for child processes: no model hub downloads, project on the path."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               RASA_TELEMETRY_ENABLED="false", **extra)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 

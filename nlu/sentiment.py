@@ -17,6 +17,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from nlu.sentiment_analysers import (
     HuggingFaceAnalyser, LoRAAnalyser, SentimentAnalyser, VaderAnalyser,
@@ -95,7 +96,7 @@ class SentimentAnalyzer(GraphComponent):
             message.set(SENTIMENT, sentiment.as_dict(), add_to_output=True)
         return messages
 
-    def process_training_data(self, training_data: Any) -> Any:
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Nothing to add at training time: sentiment does not feed the NLU models."""
         return training_data
 

@@ -1,0 +1,68 @@
+"""A real assistant for the tests in this folder: the trained model in models/, the action
+server on a freshly seeded store, and `rasa run` with the REST channel, a SQLite tracker
+store and the per-turn log, all on free local ports. `bot test` trains before it runs these.
+"""
+
+import json
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from bot.services import MODELS_DIR, Endpoints, action_server, free_port, rasa_server, seed_store
+
+
+@dataclass
+class Assistant:
+    """Talks to the running Rasa server the way a channel and an operator would."""
+
+    port: int
+    endpoints: Path
+    tracker_db: Path
+    turn_log: Path
+    log_file: Path
+
+    def url(self, path: str) -> str:
+        return f"http://localhost:{self.port}{path}"
+
+    def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
+        """Sends one message over the REST channel; returns the bot's messages."""
+        request = urllib.request.Request(
+            self.url("/webhooks/rest/webhook"),
+            data=json.dumps({"sender": sender, "message": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response)
+
+    def events(self, sender: str) -> List[Dict[str, Any]]:
+        with urllib.request.urlopen(self.url(f"/conversations/{sender}/tracker"), timeout=60) as response:
+            return json.load(response)["events"]
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory):
+    if not any(MODELS_DIR.glob("*.tar.gz")):
+        pytest.fail("no trained model in models/: run `bot train` (bot test does) first")
+    work = tmp_path_factory.mktemp("assistant")
+    store = work / "store.db"
+    seed_store(store, reset=True)
+    action_port, rasa_port = free_port(), free_port()
+    endpoints = Endpoints(action_port, work / "tracker.db", work / "turns.jsonl")
+    instance = Assistant(rasa_port, endpoints.write(work / "endpoints.yml"), work / "tracker.db",
+                         work / "turns.jsonl", work / "rasa.log")
+    with ExitStack() as stack:
+        stack.enter_context(action_server(action_port, store, work / "actions.log"))
+        instance.server = stack.enter_context(rasa_server(rasa_port, instance.endpoints, instance.log_file))
+        instance.restart = lambda: _restart(stack, instance)
+        yield instance
+
+
+def _restart(stack: ExitStack, instance: Assistant) -> None:
+    """Stops the Rasa server and starts a new one on the same tracker store."""
+    instance.server.terminate()
+    instance.server.wait(timeout=30)
+    instance.server = stack.enter_context(rasa_server(instance.port, instance.endpoints, instance.log_file))
