@@ -60,6 +60,12 @@ def build(name: str, work: Path) -> tuple[SentimentAnalyser, float]:
     return LoRAAnalyser(work / name, device="cpu"), time.perf_counter() - started
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def latency_ms(analyser: SentimentAnalyser, texts: Sequence[str]) -> float:
     """Median wall time of one single-message call (what the Rasa component pays per turn)."""
     for text in texts[:10]:
@@ -119,19 +125,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "p50_ms": round(latency_ms(analyser, texts), 2),
                 "confusion_matrix": matrix.tolist(),
                 "plot": plot_confusion(name, matrix, args.out).name,
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "threads": torch_threads(),
             })
-    print(f"\n{'analyser':<16}{'accuracy':>10}{'macro-F1':>10}{'train s':>10}{'p50 ms':>9}")
+    # Analysers not run this time keep their earlier figures (same eval file only), so the
+    # slow TweetEval ones can be measured separately.
+    out_file = args.out / "sentiment_eval.json"
+    if out_file.exists():
+        earlier = json.loads(out_file.read_text())
+        if earlier.get("eval_file") == str(args.eval):
+            ran = {r["analyser"] for r in results}
+            results = [r for r in earlier["results"] if r["analyser"] not in ran] + results
+    print(f"\n{'analyser':<16}{'accuracy':>10}{'macro-F1':>10}{'train s':>10}{'p50 ms':>9}  measured")
     for r in results:
         print(f"{r['analyser']:<16}{r['accuracy']:>10.3f}{r['macro_f1']:>10.3f}"
-              f"{r['train_seconds']:>10.0f}{r['p50_ms']:>9.2f}")
+              f"{r['train_seconds']:>10.0f}{r['p50_ms']:>9.2f}  {r.get('measured_at', '?')}")
     report = {
         "eval_file": str(args.eval), "eval_size": len(texts),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": results,
     }
-    (args.out / "sentiment_eval.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.out / 'sentiment_eval.json'}")
+    out_file.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out_file}")
     return 0
 
 

@@ -100,3 +100,19 @@ def test_a_bad_label_in_the_training_csv_names_the_line(tmp_path):
     bad.write_text("text,label\nfine,neutral\nawful,angry\n")
     with pytest.raises(ValueError, match=r"bad.csv:3: label 'angry'"):
         read_labelled_csv(bad)
+
+
+def test_sentiment_benchmark_scores_any_labelled_csv(tmp_path):
+    import json
+
+    from benchmarks.sentiment_eval.__main__ import main as sentiment_eval
+
+    data = tmp_path / "mine.csv"
+    data.write_text("text,label\nthank you so much!,positive\nthis is awful,negative\n"
+                    "where is my order,neutral\nlove it,positive\n")
+    assert sentiment_eval(["--eval", str(data), "--analysers", "vader", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "sentiment_eval.json").read_text())
+    (vader,) = report["results"]
+    assert vader["analyser"] == "vader" and vader["accuracy"] == 1.0
+    assert sum(map(sum, vader["confusion_matrix"])) == 4
+    assert (tmp_path / vader["plot"]).stat().st_size > 1000
