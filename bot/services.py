@@ -19,7 +19,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import ContextManager, Dict, Iterator, List, Optional
 
 import yaml
 
@@ -164,47 +164,40 @@ class Endpoints:
         return path
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 @contextmanager
-def rasa_server(
-    port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR
+def _service(
+    name: str, command: List[str], env: Dict[str, str], health_url: str, log_file: Path,
+    timeout: float,
 ) -> Iterator[subprocess.Popen]:
-    """Runs `rasa run --enable-api` (REST channel) until the block ends."""
+    """Runs a server process until the block ends, once `health_url` answers."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as output:
-        process = subprocess.Popen(
-            rasa("run", "--enable-api", "--port", str(port), "--model", str(model),
-                 "--endpoints", str(endpoints), "--credentials", "credentials.yml"),
-            cwd=ROOT, env=offline_env(), stdout=output, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
         try:
-            wait_until_healthy(f"http://localhost:{port}/status", process, "Rasa server", 300)
-            log(f"Rasa server up on port {port} (log: {log_file})")
+            wait_until_healthy(health_url, process, name, timeout)
+            log(f"{name} up at {health_url.rsplit('/', 1)[0]} (log: {log_file})")
             yield process
         finally:
-            _stop(process)
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
-@contextmanager
-def action_server(port: int, store: Path, log_file: Path) -> Iterator[subprocess.Popen]:
-    """Runs `python -m rasa_sdk --actions actions` in the actions env until the block ends."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "w") as output:
-        process = subprocess.Popen(
-            [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-            cwd=ROOT, env=offline_env(CSBOT_STORE_DB=str(store)),
-            stdout=output, stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_healthy(f"http://localhost:{port}/health", process, "action server", 120)
-            log(f"action server up on port {port} (log: {log_file})")
-            yield process
-        finally:
-            _stop(process)
+def rasa_server(
+    port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR
+) -> ContextManager[subprocess.Popen]:
+    """`rasa run --enable-api` (REST channel and HTTP API) as a context manager."""
+    command = rasa("run", "--enable-api", "--port", str(port), "--model", str(model),
+                   "--endpoints", str(endpoints), "--credentials", "credentials.yml")
+    return _service("Rasa server", command, offline_env(),
+                    f"http://localhost:{port}/status", log_file, 300)
+
+
+def action_server(port: int, store: Path, log_file: Path) -> ContextManager[subprocess.Popen]:
+    """`python -m rasa_sdk --actions actions` in the actions env, as a context manager."""
+    command = [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    return _service("action server", command, offline_env(CSBOT_STORE_DB=str(store)),
+                    f"http://localhost:{port}/health", log_file, 120)
