@@ -7,14 +7,14 @@ Only ``rasa_sdk`` is used: Rasa itself runs in another process and Python.
 
 from actions.forms import ValidateCancelOrderForm, ValidateOrderStatusForm, ValidateReturnForm
 from actions.handoff import ActionHandoff
+from actions.knowledge_answer import ActionAnswerProductQuestion
 from actions.orders import ActionCancelOrder, ActionOrderStatus, ActionStartReturn
-from actions.products import ActionProductInfo
 
 __all__ = [
+    "ActionAnswerProductQuestion",
     "ActionCancelOrder",
     "ActionHandoff",
     "ActionOrderStatus",
-    "ActionProductInfo",
     "ActionStartReturn",
     "ValidateCancelOrderForm",
     "ValidateOrderStatusForm",

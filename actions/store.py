@@ -10,7 +10,6 @@ Any ``sqlite3.Error`` (missing file, missing table, lock timeout) surfaces as
 
 from __future__ import annotations
 
-import re
 import secrets
 import sqlite3
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from actions.records import (
     Order,
     OrderItem,
     OrderStatus,
-    Product,
     ReturnOutcome,
     ReturnResult,
 )
@@ -59,12 +57,6 @@ def from_db_time(value: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(value) if value else None
 
 
-def _tokens(text: str) -> frozenset:
-    """Lower-case words without a plural ``s``, so "Hiking Boots" ~ "hiking boot"."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
-
-
 def _order(row: sqlite3.Row) -> Order:
     return Order(
         order_id=row["order_id"],
@@ -78,10 +70,6 @@ def _order(row: sqlite3.Row) -> Order:
         total=float(row["total"]),
         final_sale=bool(row["final_sale"]),
     )
-
-
-def _product(row: sqlite3.Row) -> Product:
-    return Product(**{key: row[key] for key in row.keys()})
 
 
 class Store:
@@ -190,36 +178,6 @@ class Store:
                 (order_id, email.strip().lower()),
             ).fetchone()
         return row is not None
-
-    def find_products(self, query: str) -> List[Product]:
-        """Catalogue entries matching ``query``; more than one means it was ambiguous.
-
-        Tries, in order: the exact name (any case); names whose every word occurs
-        in the query ("do you have the hiking boots in wide?"), most specific
-        first; names that contain every word of the query ("guess", "hiking").
-        """
-        text = " ".join(query.split())
-        if not text:
-            return []
-        with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM products WHERE lower(name) = lower(?)", (text,)
-            ).fetchall()
-            if rows:
-                return [_product(row) for row in rows]
-            rows = conn.execute("SELECT * FROM products ORDER BY name").fetchall()
-        products = [_product(row) for row in rows]
-        words = _tokens(text)
-        named = [p for p in products if _tokens(p.name) <= words]
-        if named:
-            most = max(len(_tokens(p.name)) for p in named)
-            return [p for p in named if len(_tokens(p.name)) == most]
-        return [p for p in products if words and words <= _tokens(p.name)]
-
-    def find_product(self, name: str) -> Optional[Product]:
-        """The one product ``name`` refers to; ``None`` if unknown or ambiguous."""
-        matches = self.find_products(name)
-        return matches[0] if len(matches) == 1 else None
 
     # ----------------------------------------------------------------- writes
 

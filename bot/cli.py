@@ -4,6 +4,7 @@
     bot shell   the same, chatting in this terminal (rasa shell)
     bot train   only train
     bot test    the whole test suite (what `make test` and CI run)
+    bot knowledge ingest|ask|verify …   the product-knowledge index (actions env)
     bot analytics export|report   per-turn exports / sentiment and hand-off report
                 (redacted; from the tracker store, see docs/analytics.md)
 """
@@ -22,6 +23,7 @@ from bot.services import DATA_DIR, ROOT, Endpoints, ServiceError, log
 def _serve(rasa_args: List[str], action_port: int) -> int:
     """Seeds the store, starts the action server, then runs Rasa in the foreground."""
     services.train()
+    services.ingest_knowledge()
     store = DATA_DIR / "store.db"
     services.seed_store(store)
     endpoints = Endpoints(action_port, DATA_DIR / "tracker.db").write(DATA_DIR / "endpoints.yml")
@@ -59,6 +61,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     shell_parser.add_argument("--action-port", type=int, default=5055)
     commands.add_parser("train", help="train the assistant (cached when nothing changed)")
     commands.add_parser("test", help="run the whole test suite")
+    commands.add_parser(
+        "knowledge", add_help=False,
+        help="product knowledge: ingest PATH… | ask QUESTION | verify (docs/knowledge.md)")
     analytics_parser = commands.add_parser(
         "analytics", help="export turns / report sentiment and hand-offs (docs/analytics.md)")
     analytics_actions = analytics_parser.add_subparsers(dest="analytics_action", required=True)
@@ -71,8 +76,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         action_parser.add_argument("--conversation", metavar="ID", help="only this conversation")
         action_parser.add_argument("--top", type=int, default=5,
                                    help="how many most negative conversations to show")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "knowledge":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
+        if args.command == "knowledge":  # runs in the action server's environment
+            return subprocess.run(services.knowledge(*rest), cwd=ROOT,
+                                  env=services.offline_env()).returncode
         if args.command == "start":
             return start(args.port, args.action_port)
         if args.command == "shell":

@@ -116,6 +116,17 @@ def train() -> None:
     )
 
 
+def knowledge(*args: str) -> List[str]:
+    """`python -m knowledge …` in the actions env (the package lives on that side)."""
+    return [actions_python(), "-m", "knowledge", *args]
+
+
+def ingest_knowledge() -> None:
+    """Builds or updates the product-knowledge index (only changed files are re-embedded)."""
+    run(knowledge("ingest", "--no-progress"),
+        "indexing the knowledge base (data/knowledge; incremental)")
+
+
 def seed_store(database: Path, reset: bool = False) -> None:
     """Creates the demo customers/orders database the business actions work on."""
     command = [actions_python(), "-m", "actions.seed", "--db", str(database)]

@@ -21,7 +21,7 @@ import yaml
 
 from bot.services import (
     ROOT, Endpoints, ServiceError, action_server, actions_python, free_port, log,
-    offline_env, rasa, seed_store, train,
+    ingest_knowledge, offline_env, rasa, seed_store, train,
 )
 
 ARTIFACTS = ROOT / "artifacts"
@@ -103,6 +103,7 @@ def stories_part(tally: Tally) -> None:
     total = count_stories(ROOT / STORIES)
     try:
         train()
+        ingest_knowledge()
         with tempfile.TemporaryDirectory(prefix="csbot-test-") as tmp:
             store = Path(tmp) / "store.db"
             seed_store(store, reset=True)  # every run starts from the documented demo data

@@ -110,19 +110,3 @@ def test_command_line_creates_fills_and_is_idempotent(tmp_path: Path):
     assert "Deleted and recreated" in third.stdout
 
 
-@pytest.mark.parametrize(
-    "query, expected",
-    [
-        ("hiking boots", ["Hiking Boots"]),
-        ("HIKING BOOTS", ["Hiking Boots"]),
-        ("do you have the hiking boot in wide?", ["Hiking Boots"]),
-        ("hiking", ["Hiking Boots"]),
-        ("guess jeans", ["Guess Jeans"]),
-        ("guess", ["Guess Boots", "Guess Jacket", "Guess Jeans", "Guess Shirt"]),
-        ("flux capacitor", []),
-        ("   ", []),
-    ],
-)
-def test_find_products(store: Store, query, expected):
-    assert [p.name for p in store.find_products(query)] == expected
-    assert store.find_product(query) == (store.find_products(query)[0] if len(expected) == 1 else None)

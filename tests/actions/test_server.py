@@ -18,7 +18,7 @@ import pytest
 from action_helpers import DOMAIN, REPO_ROOT, owner_email
 
 CONTRACT_ACTIONS = {
-    "action_order_status", "action_cancel_order", "action_start_return", "action_product_info",
+    "action_order_status", "action_cancel_order", "action_start_return", "action_answer_product_question",
     "action_handoff", "validate_order_status_form", "validate_cancel_order_form",
     "validate_return_form",
 }

@@ -9,7 +9,6 @@ from action_helpers import dump, make_tracker, owner_email, run, slot_values
 
 from actions.handoff import ActionHandoff
 from actions.orders import ActionCancelOrder, ActionOrderStatus, ActionStartReturn
-from actions.products import ActionProductInfo
 from actions.store import Store
 
 ORDER_SYSTEM_DOWN = ("I'm sorry, I can't reach our order system right now. Please try again in a "
@@ -24,7 +23,6 @@ SLOTS = {"order_id": "ORD-10001", "email": owner_email("ORD-10001"), "confirm_ca
         (ActionOrderStatus, ORDER_SYSTEM_DOWN, {}),
         (ActionCancelOrder, ORDER_SYSTEM_DOWN, {"confirm_cancel": None}),
         (ActionStartReturn, ORDER_SYSTEM_DOWN, {"return_reason": None}),
-        (ActionProductInfo, "I'm sorry, I can't reach our product catalogue right now.", {}),
         (ActionHandoff, "I'm sorry, I couldn't pass you to a colleague just now", {}),
     ],
 )

@@ -12,7 +12,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from bot.services import MODELS_DIR, Endpoints, action_server, free_port, rasa_server, seed_store
+from bot.services import (
+    MODELS_DIR, Endpoints, action_server, free_port, ingest_knowledge, rasa_server, seed_store,
+)
 
 
 @dataclass
@@ -50,6 +52,7 @@ def assistant(tmp_path_factory):
     work = tmp_path_factory.mktemp("assistant")
     store = work / "store.db"
     seed_store(store, reset=True)
+    ingest_knowledge()
     action_port, rasa_port = free_port(), free_port()
     endpoints = Endpoints(action_port, work / "tracker.db", work / "turns.jsonl")
     instance = Assistant(rasa_port, endpoints.write(work / "endpoints.yml"), work / "tracker.db",

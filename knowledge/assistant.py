@@ -1,0 +1,203 @@
+"""The answer pipeline: question → retrieval → prompt → generation → guard → reply.
+
+``KnowledgeAssistant.answer`` never raises for a customer's question; every path
+ends in one of four kinds of ``Answer``:
+
+``generated``   the model's reply, which passed the grounding guard, with citations
+``extractive``  the best passage quoted and cited, because the guard rejected the
+                reply, the backend was slow, down or failed, or the backend is
+                ``extractive`` (``fallback_reason`` says which)
+``unknown``     nothing in the knowledge base clears the score threshold, or the model
+                said it does not know: "I don't know that one", with the offer of a colleague
+``refusal``     the message tried to re-program the assistant or asked for its
+                instructions: an in-role reply, no retrieval, no model
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from knowledge.config import KnowledgeConfig
+from knowledge.extractive import extractive_answer
+from knowledge.generate import (
+    Generation,
+    GenerationError,
+    GenerationTimeout,
+    Generator,
+    get_generator,
+)
+from knowledge.grounding import GroundingReport, check
+from knowledge.injection import user_attack
+from knowledge.prompt import PromptBuilder
+from knowledge.retrieve import Passage, Retrieval, Retriever, contextualise, get_retriever
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_TEXT = (
+    "I'm sorry, I don't know that one, and I'd rather not guess. "
+    "Shall I get a colleague who can find out for you?"
+)
+REFUSAL_TEXTS = {
+    "prompt_leak": (
+        "I can't share how I'm set up, but I'm happy to help with Threadline orders, returns, "
+        "shipping, your account or our products. What would you like to know?"
+    ),
+    "injection": (
+        "I can't do that. I'm Threadline's support assistant, and I stick to our real products "
+        "and policies. Is there anything about an order, a return or a product I can help with?"
+    ),
+}
+
+_DEFAULT = object()
+
+
+@dataclass
+class Answer:
+    """A reply for the customer and how it came about."""
+
+    text: str
+    kind: str  # generated | extractive | unknown | refusal
+    sources: List[Dict[str, Any]] = field(default_factory=list)
+    passages: List[Passage] = field(default_factory=list)
+    retrieval: Optional[Retrieval] = None
+    grounding: Optional[GroundingReport] = None
+    generation: Optional[Generation] = None
+    fallback_reason: str = ""
+    timings: Dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "text": self.text,
+            "kind": self.kind,
+            "sources": self.sources,
+            "fallback_reason": self.fallback_reason,
+            "best_score": round(self.retrieval.best_score, 4) if self.retrieval else None,
+            "grounding": (
+                {"ok": self.grounding.ok, "problems": self.grounding.problems}
+                if self.grounding else None),
+            "generated_text": self.generation.text if self.generation else None,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "passages": [
+                {"n": i, "score": round(p.score, 4), "source": p.doc_id, "heading": p.heading}
+                for i, p in enumerate(self.passages, start=1)
+            ],
+        }
+
+
+class KnowledgeAssistant:
+    """Retriever, prompt builder, generator and guard for one configuration."""
+
+    def __init__(self, config: Optional[KnowledgeConfig] = None,
+                 retriever: Optional[Retriever] = None, generator: Any = _DEFAULT,
+                 index_path: Optional[Path] = None) -> None:
+        self.config = config or KnowledgeConfig.load()
+        self._retriever = retriever
+        self._index_path = index_path
+        self.generator: Optional[Generator] = (
+            get_generator(self.config) if generator is _DEFAULT else generator)
+        self.prompts = PromptBuilder(self.config.prompt)
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever (loads and verifies the index on first use)."""
+        if self._retriever is None:
+            self._retriever = get_retriever(self.config, self._index_path)
+        return self._retriever
+
+    # ------------------------------------------------------------------ the pipeline
+    def answer(self, question: str, *, product: Optional[str] = None,
+               product_from: str = "entity", history: Sequence[Tuple[str, str]] = (),
+               k: Optional[int] = None, mmr: Optional[bool] = None) -> Answer:
+        """Answer ``question``; ``product`` came from an entity (filter) or the slot (context)."""
+        started = time.perf_counter()
+        question = " ".join(str(question or "").split())
+        attack = user_attack(question)
+        if attack:
+            return Answer(text=REFUSAL_TEXTS[attack], kind="refusal", fallback_reason=attack,
+                          timings={"total_s": time.perf_counter() - started})
+        if not question:
+            return Answer(text=UNKNOWN_TEXT, kind="unknown", fallback_reason="empty question")
+
+        retriever = self.retriever
+        query, filter_product = question, product
+        if product and product_from != "entity":
+            # A remembered product only matters when the question refers back to it.
+            name = retriever.product_name(retriever.resolve_product(product)) or str(product)
+            query = contextualise(question, name)
+            filter_product = product if query != question else None
+        retrieval = retriever.search(query, product=filter_product, k=k, mmr=mmr)
+        timings = {"embed_s": retrieval.embed_s, "search_s": retrieval.search_s,
+                   "generate_s": 0.0}
+        if not retrieval.answerable:
+            return self._done(Answer(text=UNKNOWN_TEXT, kind="unknown", retrieval=retrieval,
+                                     fallback_reason="below the score threshold",
+                                     timings=timings), started)
+
+        passages = retrieval.passages
+        prompt = self.prompts.build(question, passages, history)
+        answer = Answer(text="", kind="", passages=list(passages), retrieval=retrieval,
+                        timings=timings)
+        if self.generator is None:
+            return self._done(self._extractive(question, answer, prompt.passages,
+                                               "extractive backend"), started)
+        gen_started = time.perf_counter()
+        try:
+            generation = self.generator.generate(
+                prompt.messages, timeout_s=self.config.generation.timeout_s)
+        except GenerationTimeout as exc:
+            timings["generate_s"] = time.perf_counter() - gen_started
+            logger.warning("generation timed out: %s", exc)
+            return self._done(self._extractive(question, answer, prompt.passages,
+                                               f"timeout: {exc}"), started)
+        except GenerationError as exc:
+            timings["generate_s"] = time.perf_counter() - gen_started
+            logger.warning("generation failed: %s", exc)
+            return self._done(self._extractive(question, answer, prompt.passages,
+                                               f"backend error: {exc}"), started)
+        timings["generate_s"] = time.perf_counter() - gen_started
+        answer.generation = generation
+
+        seen = [f"{p.heading}\n{body}" for p, body in zip(passages, prompt.passages)]
+        report = check(generation.text, seen, system_prompt=prompt.system,
+                       product_names=retriever.product_names.values(), question=question,
+                       min_support=self.config.grounding.min_support)
+        answer.grounding = report
+        if not self.config.grounding.enabled:
+            report = GroundingReport(ok=True, citations=report.citations,
+                                     declined=report.declined)
+        if report.ok and report.declined and not report.citations:
+            answer.text, answer.kind = UNKNOWN_TEXT, "unknown"
+            answer.fallback_reason = "the model said it does not know"
+            return self._done(answer, started)
+        if not report.ok:
+            return self._done(self._extractive(
+                question, answer, prompt.passages,
+                "grounding: " + "; ".join(report.problems[:3])), started)
+        text = generation.text
+        cited = sorted({n for n in report.citations if 1 <= n <= len(passages)})
+        if not cited:
+            cited = [1]
+            text = text.rstrip() + " [1]"
+        answer.text, answer.kind = text, "generated"
+        answer.sources = [dict(passages[n - 1].citation(), n=n) for n in cited]
+        return self._done(answer, started)
+
+    def _extractive(self, question: str, answer: Answer, cleaned: Sequence[str],
+                    reason: str) -> Answer:
+        embeddings = self.retriever.embeddings
+        text, number = extractive_answer(
+            question, answer.passages, cleaned, self.config.grounding.extractive_max_chars,
+            embed_query=embeddings.embed_query, embed_documents=embeddings.embed_documents)
+        answer.text, answer.kind, answer.fallback_reason = text, "extractive", reason
+        answer.sources = [dict(answer.passages[number - 1].citation(), n=number)]
+        return answer
+
+    @staticmethod
+    def _done(answer: Answer, started: float) -> Answer:
+        answer.timings["total_s"] = time.perf_counter() - started
+        return answer
+
