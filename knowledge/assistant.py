@@ -103,10 +103,11 @@ class KnowledgeAssistant:
 
     @property
     def retriever(self) -> Retriever:
-        """The retriever (loads and verifies the index on first use)."""
-        if self._retriever is None:
-            self._retriever = get_retriever(self.config, self._index_path)
-        return self._retriever
+        """The retriever given, else the process-wide one for the configured index (loaded and
+        verified on first use, reloaded when ``python -m knowledge ingest`` rebuilds it)."""
+        if self._retriever is not None:
+            return self._retriever
+        return get_retriever(self.config, self._index_path)
 
     # ------------------------------------------------------------------ the pipeline
     def answer(self, question: str, *, product: Optional[str] = None,
@@ -124,11 +125,14 @@ class KnowledgeAssistant:
 
         retriever = self.retriever
         query, filter_product = question, product
-        if product and product_from != "entity":
-            # A remembered product only matters when the question refers back to it.
+        if product:
+            # "is it waterproof?" about a known product: search for the product too. A product
+            # remembered from earlier (the slot) only matters when the question refers back to
+            # it; one the NLU found in this message always filters.
             name = retriever.product_name(retriever.resolve_product(product)) or str(product)
             query = contextualise(question, name)
-            filter_product = product if query != question else None
+            if product_from != "entity" and query == question:
+                filter_product = None
         retrieval = retriever.search(query, product=filter_product, k=k, mmr=mmr)
         timings = {"embed_s": retrieval.embed_s, "search_s": retrieval.search_s,
                    "generate_s": 0.0}

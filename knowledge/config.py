@@ -175,9 +175,10 @@ class KnowledgeConfig(_Section):
 
     sources: List[str] = ["data/knowledge"]
     #: CPU threads for torch (encoder and in-process LM), set once per process when the first
-    #: model loads; None keeps torch's default (one per core). On a small machine shared with
-    #: other busy processes, 1 avoids oversubscription (measured 6x faster on 2 busy cores).
-    torch_threads: Optional[int] = Field(None, gt=0)
+    #: model loads; None keeps torch's default (one per core). 1 suits the small machines this
+    #: demo targets, where the action server shares two cores with Rasa and other jobs: two
+    #: threads per process oversubscribed them (measured 6x slower generation).
+    torch_threads: Optional[int] = Field(1, gt=0)
     ingest: IngestSettings = IngestSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     index: IndexSettings = IndexSettings()

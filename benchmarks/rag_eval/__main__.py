@@ -153,6 +153,7 @@ def evaluate_answers(assistant: KnowledgeAssistant, questions: List[Dict[str, An
             "contains_expected": contains,
             "text": answer.text,
             "generated_text": answer.generation.text if answer.generation else None,
+            "prompt_tokens": answer.generation.prompt_tokens if answer.generation else 0,
             "completion_tokens": answer.generation.completion_tokens if answer.generation else 0,
             "generate_s": answer.timings.get("generate_s", 0.0),
             "seconds": seconds,

@@ -123,3 +123,27 @@ def test_registered_with_the_action_server():
     executor = ActionExecutor()
     executor.register_package("actions")
     assert "action_answer_product_question" in executor.actions
+
+
+def test_rebuilt_index_is_picked_up_without_a_restart(real_index, index_copy, monkeypatch):
+    from knowledge.config import KnowledgeConfig
+    from knowledge.ingest import Ingestor
+
+    monkeypatch.setenv("CSBOT_KNOWLEDGE_INDEX", str(index_copy))
+    monkeypatch.setenv("CSBOT_KNOWLEDGE_KEY", real_index.key())
+    monkeypatch.setenv("CSBOT_KNOWLEDGE_BACKEND", "extractive")
+    knowledge_answer.reset_shared_assistant()
+    action = ActionAnswerProductQuestion()
+    question = "how much does it cost to rent an umbrella in the showroom?"
+    messages, _ = run(action, make_tracker(question))
+    assert "$7.25" not in messages[0]["text"]
+    folder = index_copy.parent / "kb"
+    folder.mkdir()
+    (folder / "umbrellas.md").write_text(
+        "# Umbrella Rental\nURL: https://shop.example/umbrellas\n\n## Prices\n\n"
+        "Renting an umbrella in our showrooms costs $7.25 per day.\n", encoding="utf-8")
+    config = KnowledgeConfig.load(overrides={"torch_threads": 1})  # the same index and key
+    Ingestor(config, progress=False).run([folder])
+    messages, events = run(action, make_tracker(question))
+    assert "$7.25" in messages[0]["text"] and events[0]["value"] is True
+    knowledge_answer.reset_shared_assistant()
