@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-from pathlib import Path
 from typing import List, Optional
 
 from bot import services

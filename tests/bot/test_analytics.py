@@ -15,7 +15,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot import analytics
+from bot import analytics, analytics_report
 from bot.cli import main
 
 T0 = 1_700_000_000.0
@@ -174,7 +174,7 @@ def test_pii_masked_everywhere_but_kept_in_the_tracker_store(store_files):
 def test_report_pngs_and_self_contained_html(store_files):
     _, _, out, _ = store_files
     html_text = (out / "report.html").read_text(encoding="utf-8")
-    for name in analytics.CHART_FILES:
+    for name in analytics_report.CHART_FILES:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 2000
         height, width, _ = imread(out / name).shape
@@ -200,7 +200,7 @@ def test_conversation_option_restricts_the_output(store_files, tmp_path):
     html_text = (out / "report.html").read_text(encoding="utf-8")
     assert "Conversation carol" in html_text and "ship ORD-10001 to [ADDRESS]" in html_text
     assert ">alice<" not in html_text and "[CARD]" not in html_text
-    assert all((out / name).read_bytes().startswith(PNG_MAGIC) for name in analytics.CHART_FILES)
+    assert all((out / name).read_bytes().startswith(PNG_MAGIC) for name in analytics_report.CHART_FILES)
 
     missing = tmp_path / "missing"
     assert main(["analytics", "export", "--endpoints", endpoints, "--out", str(missing),
@@ -211,10 +211,10 @@ def test_conversation_option_restricts_the_output(store_files, tmp_path):
 def test_handoff_rates_and_intent_summary(store_files):
     _, endpoints, _, _ = store_files
     conversations = analytics.load_conversations(Path(endpoints))
-    rates = {r.group: (r.handed_off, r.conversations) for r in analytics.handoff_rates(conversations)}
+    rates = {r.group: (r.handed_off, r.conversations) for r in analytics_report.handoff_rates(conversations)}
     assert rates == {"all conversations": (1, 3), "mean sentiment < 0": (1, 2),
                      "mean sentiment >= 0": (0, 1)}
-    by_intent = {i: (round(m, 3), n) for i, m, n in analytics.sentiment_by_intent(conversations)}
+    by_intent = {i: (round(m, 3), n) for i, m, n in analytics_report.sentiment_by_intent(conversations)}
     assert by_intent["complaint"] == (-0.8, 2) and "affirm" not in by_intent
 
 
@@ -229,7 +229,7 @@ def test_empty_store_gives_header_only_outputs(tmp_path, capsys):
     table = pq.read_table(out / "turns.parquet")
     assert table.num_rows == 0 and table.schema.names == analytics.COLUMNS
     assert "No conversations in the tracker store." in (out / "report.html").read_text()
-    assert all((out / name).read_bytes().startswith(PNG_MAGIC) for name in analytics.CHART_FILES)
+    assert all((out / name).read_bytes().startswith(PNG_MAGIC) for name in analytics_report.CHART_FILES)
 
 
 def test_missing_sqlite_file_is_empty_and_not_created(tmp_path):
