@@ -89,7 +89,8 @@ def resolve_key(settings: IndexSettings, create: bool = False) -> bytes:
     return key.encode("utf-8")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Content hash of a file, read in blocks (index files can be large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -193,7 +194,7 @@ def save_index(path: Path, index: Any, chunks: List[Dict[str, Any]], manifest: D
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "index_type": index_kind(index),
             "vectors": int(index.ntotal),
-            "checksums": {name: _sha256(work / name) for name in (INDEX_FILE, DOCSTORE_FILE)},
+            "checksums": {name: file_sha256(work / name) for name in (INDEX_FILE, DOCSTORE_FILE)},
         })
         data = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")
         (work / MANIFEST_FILE).write_bytes(data)
@@ -240,7 +241,7 @@ def read_manifest(path: Path, key: bytes) -> Dict[str, Any]:
         raise IndexIntegrityError(f"{path} is not a version-{FORMAT_VERSION} knowledge index")
     for name, expected in sorted(manifest.get("checksums", {}).items()):
         file = path / name
-        if not file.exists() or _sha256(file) != expected:
+        if not file.exists() or file_sha256(file) != expected:
             raise IndexIntegrityError(
                 f"refusing to load the knowledge index at {path}: {name} was modified or "
                 "replaced after the index was built (checksum mismatch); rebuild it with "

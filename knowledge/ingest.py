@@ -21,7 +21,6 @@ was built with another encoder or other chunk settings, is rebuilt from scratch.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import logging
 import sys
 import time
@@ -41,6 +40,7 @@ from knowledge.index_store import (
     all_vectors,
     build_faiss_index,
     choose_index_type,
+    file_sha256,
     index_kind,
     load_index,
     resolve_key,
@@ -150,14 +150,6 @@ def collect_files(paths: Sequence[Path], config: KnowledgeConfig
                 continue
             found[rel] = file
     return [(found[rel], rel) for rel in sorted(found)], missing, ignored
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Ingestor:
