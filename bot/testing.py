@@ -1,6 +1,7 @@
 """The whole test suite behind `make test`: data validation, both pytest suites, the
-conversation test stories through the trained model with a real action server, and the
-tests against a live Rasa server (REST channel, SQLite tracker store).
+conversation test stories through the trained model with a real action server, the web
+widget in headless Chromium, and the tests against a live Rasa server (REST channel, SQLite
+tracker store).
 
 Each part runs even if an earlier one failed, so one run shows every problem; the last line
 is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
@@ -8,6 +9,8 @@ is the total, `N passed, N failed`, and the exit code is non-zero on any failure
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +24,7 @@ import yaml
 
 from bot.services import (
     ROOT, Endpoints, ServiceError, action_server, actions_python, free_port, log,
-    ingest_knowledge, offline_env, rasa, seed_store, train,
+    ingest_knowledge, offline_env, rasa, rasa_server, seed_store, train,
 )
 
 ARTIFACTS = ROOT / "artifacts"
@@ -31,6 +34,8 @@ ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
 # Need the trained model: run after the stories, which train it.
 SERVER = ["tests/server"]
 STORIES = "tests/stories"
+# The web widget in a real browser: node's test runner + playwright-core (bot/web).
+BROWSER = "tests/browser"
 
 
 @dataclass
@@ -132,6 +137,56 @@ def stories_part(tally: Tally) -> None:
     tally.add("conversation test stories", total - failed, failed)
 
 
+def ensure_chromium() -> Path:
+    """Debian's chromium (or $CHROMIUM) for the browser tests, installed when missing."""
+    chromium = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    if not chromium.exists() and not os.environ.get("CHROMIUM"):
+        log(f"installing Debian's chromium for the browser tests ({' '.join(install)})")
+        if subprocess.run(install).returncode != 0:  # stale package lists on a fresh machine
+            subprocess.run(["apt-get", "update"])
+            subprocess.run(install)
+    if not chromium.exists():
+        raise ServiceError(f"no Chromium at {chromium}: run `{' '.join(install)}` as root, "
+                           f"or point CHROMIUM at a Chromium binary")
+    return chromium
+
+
+def browser_part(tally: Tally) -> None:
+    """The web widget in headless Chromium against a live assistant, counted from TAP."""
+    try:
+        chromium = ensure_chromium()
+        ingest_knowledge()
+        with tempfile.TemporaryDirectory(prefix="csbot-browser-") as tmp:
+            store = Path(tmp) / "store.db"
+            seed_store(store, reset=True)
+            action_port, rasa_port = free_port(), free_port()
+            endpoints = Endpoints(action_port, Path(tmp) / "tracker.db")
+            endpoints_file = endpoints.write(Path(tmp) / "endpoints.yml")
+            logs = ARTIFACTS / "browser"
+            with action_server(action_port, store, logs / "action-server.log"), \
+                    rasa_server(rasa_port, endpoints_file, logs / "rasa.log"):
+                log(f"browser tests ({BROWSER}) in headless Chromium; screenshots in {logs}")
+                result = subprocess.run(
+                    ["node", "--test", "--test-reporter=tap", BROWSER], cwd=ROOT,
+                    stdout=subprocess.PIPE, text=True,
+                    env=offline_env(
+                        CHROMIUM=str(chromium),
+                        WIDGET_URL=f"http://localhost:{rasa_port}/webhooks/widget/chat"),
+                )
+    except (ServiceError, OSError) as error:
+        log(f"browser tests could not run: {error}")
+        tally.add("browser (web widget)", 0, 1)
+        return
+    print(result.stdout, flush=True)
+    counts = {key: int(n) for key, n in re.findall(r"^# (\w+) (\d+)$", result.stdout, re.M)}
+    failed = counts.get("fail", 0) + counts.get("cancelled", 0)
+    if result.returncode != 0 and not failed:
+        failed = 1
+    tally.add("browser (web widget)", counts.get("pass", 0), failed,
+              counts.get("skipped", 0) + counts.get("todo", 0))
+
+
 def run_all() -> int:
     """Every part of the suite, then the summary; returns the exit code."""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -144,5 +199,6 @@ def run_all() -> int:
         log(str(error))
         tally.add("pytest actions-side", 0, 1)
     stories_part(tally)
+    browser_part(tally)
     pytest_part(tally, "live-server", sys.executable, SERVER)
     return tally.report()

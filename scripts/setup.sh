@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set-up for both Python environments (idempotent, cached on the lock files).
+# Set-up for both Python environments and the web widget's npm packages (idempotent, cached
+# on the lock files).
 #
 # Why two environments: Rasa 3.6 needs Python 3.10 with pydantic 1, the action server's
 # langchain needs pydantic 2 (see docs/architecture.md). Each env lives in
@@ -55,6 +56,23 @@ build_env() {
   log "$name env ready"
 }
 
+# build_web: bot/web/node_modules (the web widget's rasa-webchat, the browser tests'
+# playwright-core) from the committed package-lock.json; reused while the lock is unchanged.
+build_web() {
+  local dir="$ROOT/bot/web" want major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  { command -v npm >/dev/null 2>&1 && [ "$major" -ge 20 ]; } || die "Node.js 20 or newer with npm is needed (the web widget and its browser tests).
+  Install it (https://nodejs.org, or NodeSource packages; Debian 12's nodejs is 18), then run this again."
+  want="$( (cat "$dir/package-lock.json"; node -v) | sha256sum | cut -c1-16)"
+  if [ -f "$dir/node_modules/.csbot-stamp" ] && [ "$(cat "$dir/node_modules/.csbot-stamp")" = "$want" ]; then
+    log "web widget packages up to date ($dir/node_modules)"; return 0
+  fi
+  log "installing the web widget's npm packages in $dir (npm ci: about a minute, 100 MB)"
+  (cd "$dir" && npm ci --no-audit --no-fund >&2) || die "npm ci failed in $dir (output above)"
+  echo "$want" > "$dir/node_modules/.csbot-stamp"
+  log "web widget packages ready"
+}
+
 PY310="$(find_python 3.10 CSBOT_PYTHON310)" || die "no Python 3.10 found (Rasa 3.6 runs on Python 3.8-3.10 only).
   Install one, then run this again:  pyenv install 3.10.13   or   apt-get install python3.10 python3.10-venv
   or point CSBOT_PYTHON310 at an existing python3.10."
@@ -64,6 +82,7 @@ PY311="$(find_python 3.11 CSBOT_PYTHON311)" || die "no Python 3.11 found (the ac
 
 build_env rasa "$PY310"
 build_env actions "$PY311"
+build_web
 
 echo "export CSBOT_HOME='$CSBOT_HOME'"
 echo "export CSBOT_RASA_PYTHON='$CSBOT_HOME/envs/rasa/bin/python'"

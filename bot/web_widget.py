@@ -1,0 +1,136 @@
+"""The customer web widget: Rasa's socket.io channel, serving rasa-webchat from our own origin.
+
+In credentials.yml as ``bot.web_widget.WebWidgetInput``. Besides the socket.io server (at
+``/socket.io``) it serves, under ``/webhooks/widget/``:
+
+* ``embed.js``: the one-line snippet for any page; it loads ``webchat.js`` from the same
+  server and points the widget's socket at that server (conversation kept in localStorage);
+* ``webchat.js``: rasa-webchat's bundle, installed from the npm registry by scripts/setup.sh
+  into ``bot/web/node_modules`` (no CDN);
+* ``chat``: a small demo shop page with the widget on it.
+
+It works around two problems of Rasa 3.6's ``SocketIOInput`` / ``SocketIOOutput``:
+
+1. ``session_request`` calls ``sio.enter_room(...)`` without ``await``; in python-socketio 5
+   that is a coroutine, so the client never joins its session's room and, with
+   ``session_persistence``, every bot reply (emitted to the room) is lost. We register the
+   handler again with the call awaited.
+2. ``send_custom_json`` passes the JSON as keyword arguments to ``sio.emit`` and fails on
+   anything but emit's own parameters, such as the knowledge answers'
+   ``{"sources": [...], "answer_kind": ...}``. Our output renders the sources as a
+   Markdown list of links (the widget renders bot text as Markdown) and sends any other
+   custom JSON as one bot message, which rasa-webchat hands to its ``customComponent``.
+
+Empty messages are dropped: rasa-webchat sends one when a conversation starts and no
+``initPayload`` is set, and Rasa would answer it with the "I don't know" fallback.
+
+``name()`` stays ``socketio`` so Rasa finds the output channel of a conversation by the
+tracker's latest input channel; ``url_prefix()`` moves the HTTP routes to ``widget``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+WEBCHAT_BUNDLE = WEB_DIR / "node_modules" / "rasa-webchat" / "lib" / "index.js"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
+_CITATION = re.compile(r"\[(\d+)\](?!\()")
+
+
+def sources_markdown(sources: List[Dict[str, Any]]) -> Text:
+    """The knowledge answer's sources as a Markdown list: linked titles, plain without a URL.
+
+    Titles are escaped (they are data) and only http(s) URLs become links, because the
+    widget's Markdown renderer does not filter link schemes such as ``javascript:``.
+    """
+    lines = ["Sources:"]
+    for number, source in enumerate(sources, 1):
+        title = _MARKDOWN_SPECIAL.sub(
+            r"\\\1", str(source.get("title") or source.get("source") or "source"))
+        url = str(source.get("url") or "")
+        if re.match(r"https?://[^\s()<>]+$", url):
+            title = f"[{title}]({url})"
+        lines.append(f"- \\[{source.get('n', number)}\\] {title}")
+    return "\n".join(lines)
+
+
+class WebWidgetOutput(SocketIOOutput):
+    """Rasa's socket.io output, with custom JSON sent the way rasa-webchat renders it."""
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        # The widget renders bot text as Markdown, where a citation "[1]" is a reference
+        # link and would lose its brackets.
+        await super().send_text_message(recipient_id, _CITATION.sub(r"\\[\1\\]", text), **kwargs)
+
+    async def send_custom_json(
+        self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any
+    ) -> None:
+        sources = json_message.get("sources")
+        await self._send_message(
+            recipient_id, {"text": sources_markdown(sources)} if sources else json_message)
+
+
+class WebWidgetInput(SocketIOInput):
+    """Socket.io channel for the rasa-webchat widget, plus the widget's page and scripts."""
+
+    def url_prefix(self) -> Text:
+        return "widget"
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        if self.sio is None:
+            return super().get_output_channel()  # warns and returns None
+        return WebWidgetOutput(self.sio, self.bot_message_evt)
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        async def handle_widget_message(message: UserMessage) -> None:
+            if not (message.text or "").strip():
+                return  # rasa-webchat's init payload when none is configured; nobody typed it
+            # Rasa's message handler builds a plain SocketIOOutput; replies go through ours.
+            message.output_channel = self.get_output_channel()
+            await on_new_message(message)
+
+        blueprint = super().blueprint(handle_widget_message)
+        sio = self.sio
+
+        @sio.on("session_request", namespace=self.namespace)  # replaces Rasa's handler
+        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+            session_id = data.get("session_id") if isinstance(data, dict) else None
+            if not isinstance(session_id, str) or not session_id:
+                session_id = uuid.uuid4().hex
+            if self.session_persistence:
+                await sio.enter_room(sid, session_id, namespace=self.namespace)
+            await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
+
+        @blueprint.route("/embed.js", methods=["GET"])
+        async def embed(_: Request) -> HTTPResponse:
+            script = (WEB_DIR / "embed.js").read_text()
+            return response.text(
+                script.replace('"__SOCKET_PATH__"', json.dumps(self.socketio_path)),
+                content_type="application/javascript; charset=utf-8")
+
+        @blueprint.route("/webchat.js", methods=["GET"])
+        async def webchat(_: Request) -> HTTPResponse:
+            if not WEBCHAT_BUNDLE.exists():
+                return response.text(
+                    f"rasa-webchat is not installed ({WEBCHAT_BUNDLE}); run scripts/setup.sh",
+                    status=503)
+            return await response.file(WEBCHAT_BUNDLE, mime_type="application/javascript")
+
+        @blueprint.route("/chat", methods=["GET"])
+        async def chat(_: Request) -> HTTPResponse:
+            return await response.file(WEB_DIR / "chat.html", mime_type="text/html")
+
+        return blueprint

@@ -1,0 +1,165 @@
+// The customer web widget in a real browser: Debian's Chromium, headless, driven by
+// playwright-core (bot/web/node_modules). Needs a running assistant; bot/testing.py starts
+// one and runs `node --test tests/browser/` with
+//   WIDGET_URL   the demo page, e.g. http://localhost:5005/webhooks/widget/chat
+//   CHROMIUM     the browser (default /usr/bin/chromium)
+// The tests share one page and run in order: one conversation, as a customer would have it.
+// Screenshots: artifacts/browser/*.png.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(new URL('../../bot/web/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const PAGE_URL = process.env.WIDGET_URL;
+const SHOTS = fileURLToPath(new URL('../../artifacts/browser/', import.meta.url));
+const REPLY_TIMEOUT = 120_000; // a knowledge answer on a busy 2-core CPU takes a while
+const XSS = '<img src=x onerror=alert(1)>';
+
+let browser, page;
+const dialogs = [];
+const pageErrors = [];
+
+before(async () => {
+  assert.ok(PAGE_URL, 'set WIDGET_URL to the widget page');
+  mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // Without the background-networking flags Chromium hangs on a network without internet.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await newVisitor();
+});
+
+after(async () => { await browser?.close(); });
+
+/** A page in a fresh browser context (its own localStorage: a new customer). */
+async function newVisitor() {
+  const visitor = await (await browser.newContext({ viewport: { width: 1000, height: 800 } }))
+    .newPage();
+  visitor.on('dialog', async (dialog) => { dialogs.push(dialog.message()); await dialog.dismiss(); });
+  visitor.on('pageerror', (error) => pageErrors.push(String(error)));
+  return visitor;
+}
+
+const shot = (name) => page.screenshot({ path: `${SHOTS}${name}.png` });
+const botMessages = () => page.locator('.rw-response .rw-message-text');
+const userMessages = () => page.locator('.rw-client .rw-message-text');
+
+/** Waits for a bot message after the first `from` that matches `expected`; returns them all. */
+async function botSays(expected, from) {
+  await page.waitForFunction(
+    ([source, flags, n]) => [...document.querySelectorAll('.rw-response .rw-message-text')]
+      .slice(n).some((message) => new RegExp(source, flags).test(message.innerText)),
+    [expected.source, expected.flags, from], { timeout: REPLY_TIMEOUT });
+  return (await botMessages().allInnerTexts()).slice(from);
+}
+
+/** Types `text` into the widget, sends it, and waits for a reply matching `expected`. */
+async function say(text, expected) {
+  const from = await botMessages().count();
+  await page.locator('.rw-new-message').fill(text);
+  await page.locator('.rw-new-message').press('Enter');
+  return botSays(expected, from);
+}
+
+const sessionId = () => page.evaluate(
+  () => JSON.parse(localStorage.getItem('chat_session') || '{}').session_id);
+
+test('the page loads and the widget opens', async () => {
+  await page.goto(PAGE_URL);
+  await page.locator('.rw-launcher').click({ timeout: 30_000 });
+  await page.locator('.rw-new-message').waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator('.rw-title').innerText(), 'Threadline support');
+});
+
+test('a message gets the assistant\'s reply', async () => {
+  await say('hi', /Threadline/);
+  await shot('01-reply');
+});
+
+test('HTML in a user message is shown as text, never run', async () => {
+  await say(XSS, /./);
+  assert.equal(await userMessages().last().innerText(), XSS);
+  assert.equal(await page.locator('img[src="x"]').count(), 0);
+  assert.deepEqual(dialogs, []);
+  await shot('02-html-as-text');
+});
+
+test('after a reload the history is shown and the conversation goes on', async () => {
+  const session = await sessionId();
+  const history = await userMessages().allInnerTexts();
+  await page.reload();
+  await page.locator('.rw-new-message').waitFor({ timeout: 30_000 }); // the widget stays open
+  assert.equal(await sessionId(), session);
+  assert.deepEqual(await userMessages().allInnerTexts(), history);
+  assert.equal(await page.locator('img[src="x"]').count(), 0);
+  // A reply after the reload means the new socket joined the session's room again.
+  await say('where is my order?', /order/i);
+  assert.deepEqual(dialogs, []);
+  await shot('03-after-reload');
+});
+
+test('a product answer shows its sources as links', async () => {
+  const replies = await say('Are the Hiking Boots waterproof?', /Sources:/);
+  // the answer keeps its citation marks (Markdown would take "[1]" for a reference link)
+  assert.match(replies.filter((r) => !r.startsWith('Sources:')).join('\n'), /\[\d+\]/);
+  const link = page.locator('.rw-response a[href="https://shop.threadline.example/p/TL-HIKE-01"]');
+  assert.equal(await link.last().innerText(), 'Hiking Boots');
+  assert.equal(await link.last().getAttribute('target'), '_blank');
+  await shot('04-sources');
+});
+
+test('a reply with buttons can be answered by clicking one', async () => {
+  // a new visitor: the conversation above is still inside the order-status form
+  page = await newVisitor();
+  await page.goto(PAGE_URL);
+  await page.locator('.rw-launcher').click({ timeout: 30_000 });
+  await say("I'd like to leave some feedback about my last delivery",
+    /support team|human colleague/);
+  const no = page.locator('.rw-replies .rw-reply', { hasText: 'No, thanks' });
+  await no.last().waitFor({ timeout: REPLY_TIMEOUT });
+  assert.equal(await page.locator('.rw-replies .rw-reply', { hasText: 'Yes, please' }).count(), 1);
+  await shot('05-buttons');
+  const from = await botMessages().count();
+  await no.last().click();
+  await botSays(/anything else/i, from);
+  assert.equal(await userMessages().last().innerText(), 'No, thanks');
+});
+
+test('messages the server sends on its own reach the widget (output_channel=latest)', async () => {
+  const from = await botMessages().count();
+  // Rasa's HTTP API, called from the page (same origin), as a shop's back end would.
+  const status = await page.evaluate(async (session) => (await fetch(
+    `/conversations/${session}/execute?output_channel=latest`,
+    { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'utter_greet' }) })).status, await sessionId());
+  assert.equal(status, 200);
+  await botSays(/Threadline/, from);
+  assert.deepEqual(pageErrors, []);
+  await shot('06-pushed');
+});
+
+test('the README snippet works on a page of another origin', async () => {
+  const snippet = `<script src="${new URL('/webhooks/widget/embed.js', PAGE_URL)}"></script>`;
+  const shop = createServer((_, response) => {
+    response.writeHead(200, { 'Content-Type': 'text/html' });
+    response.end(`<!doctype html><title>Another shop</title><h1>Another shop</h1>${snippet}`);
+  });
+  await new Promise((resolve) => shop.listen(0, '127.0.0.1', resolve));
+  try {
+    page = await page.context().newPage();
+    await page.goto(`http://127.0.0.1:${shop.address().port}/`);
+    await page.locator('.rw-launcher').click({ timeout: 30_000 });
+    await say('hello', /Threadline/);
+    await shot('07-other-origin');
+  } finally {
+    shop.close();
+  }
+});
