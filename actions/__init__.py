@@ -6,7 +6,7 @@ Only ``rasa_sdk`` is used: Rasa itself runs in another process and Python.
 """
 
 from actions.forms import ValidateCancelOrderForm, ValidateOrderStatusForm, ValidateReturnForm
-from actions.handoff import ActionHandoff
+from actions.handoff import ActionHandoff, ActionRelayToStaff
 from actions.knowledge_answer import ActionAnswerProductQuestion
 from actions.orders import ActionCancelOrder, ActionOrderStatus, ActionStartReturn
 
@@ -15,6 +15,7 @@ __all__ = [
     "ActionCancelOrder",
     "ActionHandoff",
     "ActionOrderStatus",
+    "ActionRelayToStaff",
     "ActionStartReturn",
     "ValidateCancelOrderForm",
     "ValidateOrderStatusForm",

@@ -1,23 +1,39 @@
-"""``action_handoff``: queue the conversation for a human colleague.
+"""Hand-off to a human colleague, and the customer's side of the relay while one holds it.
 
-The hand-off row carries the conversation id, the intent and the last thing
-the customer said, so the colleague who picks it up can start without asking
-the customer to repeat themselves.
+``action_handoff`` records the request in the store and posts it to the staff channel
+(``actions/staff_channel.py``) with a summary, the last turns and the sentiment trend. The
+``handoff_status`` slot it sets is what the Rasa side acts on:
+
+* ``requested``: posted; from now on ``policies.handoff_relay.HandoffRelayPolicy`` sends
+  every customer message to ``action_relay_to_staff`` and the assistant stays quiet;
+* ``held``: a colleague took it in Slack (set by the ``handoff_taken`` external intent);
+* ``queued``: Slack is not configured or did not answer: the request waits in the store and is
+  posted when Slack answers again; meanwhile the assistant carries on helping.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+import json
+from abc import ABC
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import StoreAction, in_thread
+from actions.handoff_summary import HandoffSummary, slack_escape
+from actions.staff_channel import (
+    StaffChannel, StaffChannelSettings, StaffChannelUnavailable, keep_retrying,
+    post_waiting_handoffs,
+)
 from actions.store import Store
+
+HANDOFF_STATUS = "handoff_status"
 
 
 def handoff_text(reference: int) -> str:
-    """What the customer reads once the hand-off is queued."""
+    """What the customer reads once the request is queued (no staff channel configured)."""
     return (
         "Of course! I'm passing you to a colleague from our customer care team. They'll see "
         "our conversation so far, so you won't have to repeat yourself, and someone will be "
@@ -25,8 +41,45 @@ def handoff_text(reference: int) -> str:
     )
 
 
-class ActionHandoff(StoreAction):
-    """Records a hand-off request and tells the customer a colleague will take over."""
+def posted_text(reference: int) -> str:
+    """What the customer reads once a colleague has been asked to join."""
+    return (
+        "Of course! I've asked a colleague from our customer care team to join this chat. "
+        "They'll see our conversation so far, so you won't have to repeat yourself, and "
+        f"anything you write here goes straight to them. Your reference is HO-{reference}."
+    )
+
+
+def unreachable_text(reference: int, email: Optional[str]) -> str:
+    """What the customer reads when the staff channel did not answer."""
+    follow_up = f" by email at {email}" if email else ""
+    return (
+        "I'm sorry, I can't reach our customer care team right now. I've saved your request "
+        f"(reference HO-{reference}) and a colleague will follow up with you{follow_up} as soon "
+        "as they can. Meanwhile, I'm happy to keep helping."
+    )
+
+
+RELAY_FAILED_TEXT = (
+    "I couldn't pass that on to our colleague just now. Please send it again in a moment."
+)
+
+
+class StaffChannelAction(StoreAction, ABC):
+    """A store-backed action that talks to the staff channel (settings injectable for tests)."""
+
+    def __init__(self, store: Optional[Store] = None,
+                 settings: Optional[StaffChannelSettings] = None) -> None:
+        super().__init__(store)
+        self._settings = settings
+
+    def staff_channel_settings(self) -> Optional[StaffChannelSettings]:
+        """The injected settings, else the environment's (read per run, like the store)."""
+        return self._settings or StaffChannelSettings.from_env()
+
+
+class ActionHandoff(StaffChannelAction):
+    """Records a hand-off request and asks a colleague in the staff channel to take over."""
 
     unavailable_text = (
         "I'm sorry, I couldn't pass you to a colleague just now because our system isn't "
@@ -46,5 +99,43 @@ class ActionHandoff(StoreAction):
         reference = await in_thread(
             store.record_handoff, tracker.sender_id, intent, message.get("text")
         )
-        dispatcher.utter_message(text=handoff_text(reference))
+        settings = self.staff_channel_settings()
+        if settings is None:
+            dispatcher.utter_message(text=handoff_text(reference))
+            return [SlotSet(HANDOFF_STATUS, "queued")]
+        email = tracker.get_slot("email")
+        customer = await in_thread(store.customer_by_email, email) if email else None
+        summary = HandoffSummary.from_tracker(tracker, reference, customer)
+        await in_thread(store.attach_staff_message, reference, json.dumps(summary.to_slack()))
+        channel = StaffChannel(settings)
+        # Older requests that are still waiting go first; this one is the newest.
+        if await post_waiting_handoffs(channel, store) == 0:
+            dispatcher.utter_message(text=posted_text(reference))
+            return [SlotSet(HANDOFF_STATUS, "requested")]
+        keep_retrying(channel, store)
+        dispatcher.utter_message(text=unreachable_text(reference, email))
+        return [SlotSet(HANDOFF_STATUS, "queued")]
+
+
+class ActionRelayToStaff(StaffChannelAction):
+    """Posts the customer's message into the hand-off thread while a colleague is on it."""
+
+    def name(self) -> Text:
+        return "action_relay_to_staff"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any],
+        store: Store,
+    ) -> List[Dict[Text, Any]]:
+        text = (tracker.latest_message or {}).get("text") or ""
+        settings = self.staff_channel_settings()
+        thread = await in_thread(store.handoff_thread, tracker.sender_id)
+        if settings is None or thread is None:
+            dispatcher.utter_message(text=RELAY_FAILED_TEXT)
+            return []
+        try:
+            await StaffChannel(settings).post_in_thread(
+                thread[0], thread[1], f"*Customer:* {slack_escape(text)}")
+        except StaffChannelUnavailable:
+            dispatcher.utter_message(text=RELAY_FAILED_TEXT)
         return []

@@ -78,9 +78,21 @@ CREATE TABLE IF NOT EXISTS handoffs (
     intent           TEXT,
     last_message     TEXT,
     status           TEXT NOT NULL DEFAULT 'waiting',
-    created_at       TEXT NOT NULL
+    created_at       TEXT NOT NULL,
+    -- the staff-channel message (Slack chat.postMessage arguments, JSON), kept until posted
+    staff_message    TEXT,
+    slack_channel    TEXT,
+    slack_ts         TEXT,
+    posted_at        TEXT
 );
 """
+
+#: Columns added after the first release, with their types: ``create_schema`` adds them to
+#: a store created before, so an existing ``.data/store.db`` keeps its rows.
+ADDED_COLUMNS = {
+    "handoffs": {"staff_message": "TEXT", "slack_channel": "TEXT", "slack_ts": "TEXT",
+                 "posted_at": "TEXT"},
+}
 
 TABLES = (
     "customers",
@@ -94,5 +106,10 @@ TABLES = (
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create every table and index that does not exist yet (safe to repeat)."""
+    """Create every table, index and column that does not exist yet (safe to repeat)."""
     conn.executescript(SCHEMA)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column, kind in columns.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 from actions.config import StoreConfig, resolve_db_path
 from actions.records import (
@@ -270,3 +270,47 @@ class Store:
                 (conversation_id, intent, last_message, to_db_time(now or utc_now())),
             )
             return int(cursor.lastrowid)
+
+    def attach_staff_message(self, handoff_id: int, staff_message: str) -> None:
+        """What to post in the staff channel for this request (JSON), kept until it is posted."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE handoffs SET staff_message = ? WHERE id = ?",
+                         (staff_message, handoff_id))
+
+    def mark_handoff_posted(
+        self, handoff_id: int, channel: str, ts: str, now: Optional[datetime] = None
+    ) -> None:
+        """Remember where the request was posted: its thread is the staff side of the chat."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE handoffs SET status = 'posted', slack_channel = ?, slack_ts = ?,"
+                " posted_at = ? WHERE id = ?",
+                (channel, ts, to_db_time(now or utc_now()), handoff_id),
+            )
+
+    def unposted_handoffs(self) -> List[sqlite3.Row]:
+        """Requests with a staff message that has not reached the staff channel, oldest first."""
+        with self.connect() as conn:
+            return conn.execute(
+                "SELECT * FROM handoffs WHERE status = 'waiting' AND staff_message IS NOT NULL"
+                " ORDER BY id"
+            ).fetchall()
+
+    def handoff_thread(self, conversation_id: str) -> Optional[Tuple[str, str]]:
+        """(channel, ts) of the conversation's latest posted hand-off, if any."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT slack_channel, slack_ts FROM handoffs WHERE conversation_id = ?"
+                " AND status = 'posted' ORDER BY id DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+        return (row["slack_channel"], row["slack_ts"]) if row else None
+
+    def customer_by_email(self, email: str) -> Optional[Customer]:
+        """The account with this email (case-insensitive), if any."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT id, name, email, membership FROM customers WHERE email = ?",
+                (email.strip().lower(),),
+            ).fetchone()
+        return Customer(**dict(row)) if row else None

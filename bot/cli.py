@@ -1,6 +1,7 @@
 """`bot`: the project's command line (the `bot` entry point of pyproject.toml).
 
-    bot start   train if needed, then run the action server and the Rasa server (REST)
+    bot start   train if needed, then run the action server and the Rasa server (web widget,
+                Slack, REST), and a local Slack stand-in unless SLACK_BOT_TOKEN is set
     bot shell   the same, chatting in this terminal (rasa shell)
     bot train   only train
     bot test    the whole test suite (what `make test` and CI run)
@@ -12,37 +13,51 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
+from contextlib import ExitStack
 from typing import List, Optional
 
 from bot import services
-from bot.services import DATA_DIR, ROOT, Endpoints, ServiceError, log
+from bot.services import DATA_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log
 
 
-def _serve(rasa_args: List[str], action_port: int) -> int:
-    """Seeds the store, starts the action server, then runs Rasa in the foreground."""
+def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn] = None) -> int:
+    """Seeds the store, starts the action server (and the Slack stand-in), then runs Rasa in
+    the foreground."""
     services.train()
     services.ingest_knowledge()
     store = DATA_DIR / "store.db"
     services.seed_store(store)
     endpoints = Endpoints(action_port, DATA_DIR / "tracker.db").write(DATA_DIR / "endpoints.yml")
-    with services.action_server(action_port, store, DATA_DIR / "logs" / "action-server.log"):
+    slack_env = slack.env() if slack else {}
+    with ExitStack() as running:
+        if slack:
+            running.enter_context(slack.run(DATA_DIR / "logs" / "slack-standin.log"))
+        running.enter_context(services.action_server(
+            action_port, store, DATA_DIR / "logs" / "action-server.log", env=slack_env))
         command = services.rasa(*rasa_args, "--model", "models", "--endpoints", str(endpoints),
                                 "--credentials", "credentials.yml")
         try:
-            return subprocess.run(command, cwd=ROOT, env=services.offline_env()).returncode
+            return subprocess.run(command, cwd=ROOT,
+                                  env=services.offline_env(**slack_env)).returncode
         except KeyboardInterrupt:
             return 0
 
 
-def start(port: int, action_port: int) -> int:
+def start(port: int, action_port: int, slack_port: int) -> int:
+    slack = None if os.environ.get("SLACK_BOT_TOKEN") else SlackStandIn(slack_port, port)
+    staff = (f"the local Slack stand-in at {slack.url}/ (no SLACK_BOT_TOKEN set)" if slack
+             else "your Slack workspace (SLACK_BOT_TOKEN is set)")
     log(
-        f"starting the assistant; when Rasa says the server is up, chat over REST:\n"
-        f"  curl -s localhost:{port}/webhooks/rest/webhook "
+        f"starting the assistant; when Rasa says the server is up:\n"
+        f"  customers: open http://localhost:{port}/webhooks/widget/chat (the web widget)\n"
+        f"  staff:     hand-offs and `@csbot` chats arrive in {staff}\n"
+        f"  REST:      curl -s localhost:{port}/webhooks/rest/webhook "
         f"-d '{{\"sender\": \"me\", \"message\": \"where is my order ORD-10012?\"}}'\n"
         f"  (or run `make shell` instead of `make start` to chat in the terminal; Ctrl-C stops)"
     )
-    return _serve(["run", "--enable-api", "--cors", "*", "--port", str(port)], action_port)
+    return _serve(["run", "--enable-api", "--cors", "*", "--port", str(port)], action_port, slack)
 
 
 def shell(action_port: int) -> int:
@@ -56,6 +71,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     start_parser = commands.add_parser("start", help="run the assistant (REST on --port)")
     start_parser.add_argument("--port", type=int, default=5005)
     start_parser.add_argument("--action-port", type=int, default=5055)
+    start_parser.add_argument("--slack-standin-port", type=int, default=5080,
+                              help="port of the local Slack stand-in (without SLACK_BOT_TOKEN)")
     shell_parser = commands.add_parser("shell", help="chat with the assistant in this terminal")
     shell_parser.add_argument("--action-port", type=int, default=5055)
     commands.add_parser("train", help="train the assistant (cached when nothing changed)")
@@ -83,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return subprocess.run(services.knowledge(*rest), cwd=ROOT,
                                   env=services.offline_env()).returncode
         if args.command == "start":
-            return start(args.port, args.action_port)
+            return start(args.port, args.action_port, args.slack_standin_port)
         if args.command == "shell":
             return shell(args.action_port)
         if args.command == "train":

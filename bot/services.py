@@ -198,17 +198,48 @@ def _service(
 
 
 def rasa_server(
-    port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR
+    port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR,
+    env: Optional[Dict[str, str]] = None,
 ) -> ContextManager[subprocess.Popen]:
-    """`rasa run --enable-api` (REST channel and HTTP API) as a context manager."""
-    command = rasa("run", "--enable-api", "--port", str(port), "--model", str(model),
-                   "--endpoints", str(endpoints), "--credentials", "credentials.yml")
-    return _service("Rasa server", command, offline_env(),
+    """`rasa run --enable-api` (the channels of credentials.yml and the HTTP API)."""
+    command = rasa("run", "--enable-api", "--cors", "*", "--port", str(port), "--model",
+                   str(model), "--endpoints", str(endpoints), "--credentials", "credentials.yml")
+    return _service("Rasa server", command, offline_env(**(env or {})),
                     f"http://localhost:{port}/status", log_file, 300)
 
 
-def action_server(port: int, store: Path, log_file: Path) -> ContextManager[subprocess.Popen]:
+def action_server(
+    port: int, store: Path, log_file: Path, env: Optional[Dict[str, str]] = None
+) -> ContextManager[subprocess.Popen]:
     """`python -m rasa_sdk --actions actions` in the actions env, as a context manager."""
     command = [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
-    return _service("action server", command, offline_env(CSBOT_STORE_DB=str(store)),
+    return _service("action server", command,
+                    offline_env(CSBOT_STORE_DB=str(store), **(env or {})),
                     f"http://localhost:{port}/health", log_file, 120)
+
+
+@dataclass
+class SlackStandIn:
+    """The local Slack stand-in (bot/slack_standin.py) and the settings that point both
+    servers at it, as real Slack tokens in the environment would point them at Slack."""
+
+    port: int
+    rasa_port: int
+    bot_token: str = "xoxb-standin"
+    signing_secret: str = "standin-signing-secret"
+    staff_channel: str = "C0STAFF"
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def env(self) -> Dict[str, str]:
+        return {"SLACK_BOT_TOKEN": self.bot_token, "SLACK_SIGNING_SECRET": self.signing_secret,
+                "SLACK_API_URL": f"{self.url}/api/", "SLACK_STAFF_CHANNEL": self.staff_channel}
+
+    def run(self, log_file: Path) -> ContextManager[subprocess.Popen]:
+        command = [sys.executable, "-m", "bot.slack_standin", "--port", str(self.port),
+                   "--bot-token", self.bot_token, "--signing-secret", self.signing_secret,
+                   "--events-url", f"http://localhost:{self.rasa_port}/webhooks/slack/events"]
+        return _service("Slack stand-in", command, offline_env(),
+                        f"{self.url}/_standin/messages", log_file, 60)

@@ -6,8 +6,12 @@ action code finds it through ``CSBOT_STORE_DB`` exactly as the running server do
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -50,3 +54,30 @@ def db(db_path: Path) -> Iterator[sqlite3.Connection]:
     yield conn
     conn.close()
 
+
+
+@pytest.fixture(scope="session")
+def slack_standin() -> Iterator[str]:
+    """The local Slack stand-in (bot/slack_standin.py: aiohttp + slack_sdk only) as a real
+    HTTP peer in its own process; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.slack_standin", "--port", str(port),
+         "--bot-token", "xoxb-test"], cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_standin/messages", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the Slack stand-in did not start")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,6 +1,7 @@
 """A real assistant for the tests in this folder: the trained model in models/, the action
-server on a freshly seeded store, and `rasa run` with the REST channel, a SQLite tracker
-store and the per-turn log, all on free local ports. `bot test` trains before it runs these.
+server on a freshly seeded store, `rasa run` with the channels of credentials.yml (REST,
+socket.io, Slack), a SQLite tracker store and the per-turn log, and the local Slack stand-in
+both servers talk to, all on free local ports. `bot test` trains before it runs these.
 """
 
 import json
@@ -13,7 +14,8 @@ from typing import Any, Dict, List
 import pytest
 
 from bot.services import (
-    MODELS_DIR, Endpoints, action_server, free_port, ingest_knowledge, rasa_server, seed_store,
+    MODELS_DIR, Endpoints, SlackStandIn, action_server, free_port, ingest_knowledge, rasa_server,
+    seed_store,
 )
 
 
@@ -26,6 +28,8 @@ class Assistant:
     tracker_db: Path
     turn_log: Path
     log_file: Path
+    store: Path
+    slack: SlackStandIn
 
     def url(self, path: str) -> str:
         return f"http://localhost:{self.port}{path}"
@@ -55,11 +59,16 @@ def assistant(tmp_path_factory):
     ingest_knowledge()
     action_port, rasa_port = free_port(), free_port()
     endpoints = Endpoints(action_port, work / "tracker.db", work / "turns.jsonl")
+    slack = SlackStandIn(free_port(), rasa_port)
     instance = Assistant(rasa_port, endpoints.write(work / "endpoints.yml"), work / "tracker.db",
-                         work / "turns.jsonl", work / "rasa.log")
+                         work / "turns.jsonl", work / "rasa.log", store, slack)
     with ExitStack() as stack:
-        stack.enter_context(action_server(action_port, store, work / "actions.log"))
-        instance.server = stack.enter_context(rasa_server(rasa_port, instance.endpoints, instance.log_file))
+        stack.enter_context(slack.run(work / "slack-standin.log"))
+        # a short retry interval, so the outage test sees the queued hand-off posted
+        stack.enter_context(action_server(action_port, store, work / "actions.log",
+                                          env={**slack.env(), "SLACK_RETRY_S": "1"}))
+        instance.server = stack.enter_context(
+            rasa_server(rasa_port, instance.endpoints, instance.log_file, env=slack.env()))
         instance.restart = lambda: _restart(stack, instance)
         yield instance
 
@@ -68,4 +77,5 @@ def _restart(stack: ExitStack, instance: Assistant) -> None:
     """Stops the Rasa server and starts a new one on the same tracker store."""
     instance.server.terminate()
     instance.server.wait(timeout=30)
-    instance.server = stack.enter_context(rasa_server(instance.port, instance.endpoints, instance.log_file))
+    instance.server = stack.enter_context(rasa_server(
+        instance.port, instance.endpoints, instance.log_file, env=instance.slack.env()))

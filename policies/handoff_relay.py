@@ -1,0 +1,77 @@
+"""Rasa policy that keeps the assistant quiet while a human colleague has the conversation.
+
+Once `action_handoff` has asked a colleague to join (slot `handoff_status` is `requested`)
+or one has taken it (`held`), every customer message goes to `action_relay_to_staff`, which
+posts it in the hand-off's Slack thread, and the assistant listens again. Its priority (5)
+is above RulePolicy's (4): while a person is on the conversation, no rule, form or story
+answers in their place. External intents (Rasa's `trigger_intent` API) are not customer
+messages and are left to the other policies, and so is everything once the status is
+anything else (`returned` after a colleague hands back, `queued` while Slack is down).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.core.policies.policy import Policy, PolicyPrediction, confidence_scores_for
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True
+)
+class HandoffRelayPolicy(Policy):
+    """Predicts the relay action after each customer message while a hand-off is active."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            "priority": 5,
+            "action": "action_relay_to_staff",
+            "slot": "handoff_status",
+            "active_values": ["requested", "held"],
+        }
+
+    def train(
+        self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
+    ) -> Resource:
+        """Nothing to learn; checks that the action and the slot exist."""
+        if self.config["action"] not in domain.action_names_or_texts:
+            raise InvalidConfigException(
+                f"{self.__class__.__name__}: action '{self.config['action']}' is not in the "
+                f"domain; add it to domain.yml or set `action` to one that is.")
+        if self.config["slot"] not in [slot.name for slot in domain.slots]:
+            raise InvalidConfigException(
+                f"{self.__class__.__name__}: slot '{self.config['slot']}' is not in the "
+                f"domain; add it to domain.yml or set `slot` to one that is.")
+        return self._resource
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[Text, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """Relay, then listen; abstain when no hand-off is active or the turn is external."""
+        if tracker.get_slot(self.config["slot"]) not in self.config["active_values"]:
+            return self._prediction(self._default_predictions(domain))
+        action = self.config["action"]
+        if tracker.latest_action_name == action:
+            return self._prediction(confidence_scores_for(ACTION_LISTEN_NAME, 1.0, domain))
+        message = tracker.latest_message
+        from_customer = (
+            isinstance(message, UserUttered)
+            and not (message.text or "").startswith(EXTERNAL_MESSAGE_PREFIX)
+        )
+        if tracker.latest_action_name != ACTION_LISTEN_NAME or not from_customer:
+            return self._prediction(self._default_predictions(domain))
+        return self._prediction(confidence_scores_for(action, 1.0, domain))

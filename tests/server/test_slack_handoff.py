@@ -1,0 +1,282 @@
+"""Slack for staff and the human hand-off, against real peers: the Rasa server with the
+slack-bolt channel, the action server, the local Slack stand-in as Slack's Web API, signed
+Events API requests as Slack sends them, and a customer on the widget's socket.io channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import urlencode
+
+import pytest
+import socketio
+from slack_sdk.signature import SignatureVerifier
+
+STAFF_CHANNEL, DM_CHANNEL, STAFF_USER, BOT_USER = "C0STAFF", "D0STAFF", "U0ALEX", "U0CSBOT"
+
+
+class Slack:
+    """Plays Slack towards the Rasa server; reads what the bot posted from the stand-in."""
+
+    def __init__(self, assistant: Any) -> None:
+        self.assistant = assistant
+        self.secret = assistant.slack.signing_secret
+        self._ts = int(time.time() * 1000)
+
+    def messages(self) -> List[Dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.assistant.slack.url}/_standin/messages") as response:
+            return json.load(response)["messages"]
+
+    def bot_posts(self, channel: str, **match: Any) -> List[Dict[str, Any]]:
+        return [m for m in self.messages() if m["channel"] == channel and m.get("bot_id")
+                and all(m.get(k) == v for k, v in match.items())]
+
+    def outage(self, down: bool) -> None:
+        request = urllib.request.Request(f"{self.assistant.slack.url}/_standin/outage",
+                                         data=json.dumps({"down": down}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request).close()
+
+    def next_ts(self) -> str:
+        self._ts += 1
+        return f"{self._ts // 1000}.{self._ts % 1000:06d}"
+
+    def send(self, body: str, content_type: str = "application/json",
+             headers: Optional[Dict[str, str]] = None, timestamp: Optional[int] = None) -> int:
+        """POSTs `body` to the Slack channel, signed unless `headers` says otherwise."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signed = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature":
+                  SignatureVerifier(self.secret).generate_signature(timestamp=stamp, body=body)}
+        request = urllib.request.Request(
+            self.assistant.url("/webhooks/slack/events"), data=body.encode(),
+            headers={"Content-Type": content_type, **signed, **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def event(self, event: Dict[str, Any], event_id: Optional[str] = None) -> str:
+        return json.dumps({"token": "x", "team_id": "T0CSBOT", "api_app_id": "A0CSBOT",
+                           "type": "event_callback", "event": event,
+                           "event_id": event_id or f"Ev{uuid.uuid4().hex[:10]}",
+                           "event_time": int(time.time())})
+
+    def message(self, channel: str, text: str, thread_ts: Optional[str] = None,
+                channel_type: str = "channel") -> Dict[str, Any]:
+        ts = self.next_ts()
+        return {"type": "message", "channel": channel, "channel_type": channel_type,
+                "user": STAFF_USER, "text": text, "ts": ts, "event_ts": ts,
+                **({"thread_ts": thread_ts} if thread_ts else {})}
+
+    def click(self, message: Dict[str, Any], action_id: str, value: str) -> int:
+        payload = {"type": "block_actions", "team": {"id": "T0CSBOT"}, "api_app_id": "A0CSBOT",
+                   "user": {"id": STAFF_USER, "username": "alex", "name": "alex"},
+                   "container": {"type": "message", "message_ts": message["ts"],
+                                 "channel_id": message["channel"]},
+                   "channel": {"id": message["channel"]}, "message": message,
+                   "trigger_id": "t", "response_url": "http://standin.slack/response",
+                   "actions": [{"action_id": action_id, "value": value, "type": "button",
+                                "block_id": "handoff", "action_ts": str(time.time())}]}
+        return self.send(urlencode({"payload": json.dumps(payload)}),
+                         "application/x-www-form-urlencoded")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def slack(assistant) -> Slack:
+    return Slack(assistant)
+
+
+def test_staff_chat_with_the_assistant_in_a_direct_message(slack):
+    event = slack.message(DM_CHANNEL, "how much does shipping cost?", channel_type="im")
+    assert slack.send(slack.event(event)) == 200
+    replies = wait_for(lambda: slack.bot_posts(DM_CHANNEL, thread_ts=event["ts"]),
+                       what="the assistant's answer in the DM thread")
+    assert "$5.99" in replies[0]["text"] and "$50" in replies[0]["text"]
+
+
+def test_mention_in_a_channel_is_answered_in_its_thread(slack):
+    event = {**slack.message(STAFF_CHANNEL, f"<@{BOT_USER}> can I return a final sale item?"),
+             "type": "app_mention"}
+    assert slack.send(slack.event(event)) == 200
+    replies = wait_for(lambda: slack.bot_posts(STAFF_CHANNEL, thread_ts=event["ts"]),
+                       what="a threaded answer to the mention")
+    assert replies[0]["text"].strip()
+
+
+def test_a_retried_event_is_answered_once(slack):
+    event = slack.message(DM_CHANNEL, "hello", channel_type="im")
+    body = slack.event(event, event_id="EvRETRIED0001")
+    assert slack.send(body) == 200
+    wait_for(lambda: slack.bot_posts(DM_CHANNEL, thread_ts=event["ts"]), what="first answer")
+    time.sleep(3)  # an answer may be several messages
+    answered = len(slack.bot_posts(DM_CHANNEL, thread_ts=event["ts"]))
+    assert slack.send(body, headers={"X-Slack-Retry-Num": "1",
+                                     "X-Slack-Retry-Reason": "http_timeout"}) == 200
+    time.sleep(5)
+    assert len(slack.bot_posts(DM_CHANNEL, thread_ts=event["ts"])) == answered
+
+
+@pytest.mark.parametrize("case", ["wrong signature", "no signature", "stale timestamp",
+                                  "malformed body"])
+def test_bad_requests_get_an_http_error_and_change_nothing(slack, assistant, case):
+    event = slack.message(DM_CHANNEL, "where is my order ORD-10012?", channel_type="im")
+    body = slack.event(event)
+    before = len(slack.messages())
+    if case == "wrong signature":
+        status = slack.send(body, headers={"X-Slack-Signature": "v0=" + "0" * 64})
+    elif case == "no signature":
+        status = slack.send(body, headers={"X-Slack-Signature": ""})
+    elif case == "stale timestamp":  # correctly signed, but 10 minutes old (a replay)
+        status = slack.send(body, timestamp=int(time.time()) - 600)
+    else:
+        status = slack.send("{not json", content_type="application/json")
+    assert 400 <= status < 500
+    time.sleep(3)
+    assert len(slack.messages()) == before
+    assert not any(e["event"] == "user" for e in assistant.events(f"slack-{STAFF_USER}")
+                   if "ORD-10012" in (e.get("text") or ""))
+
+
+class Customer:
+    """A customer in the web widget: Rasa's socket.io protocol with a persistent session."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.session_id = url, uuid.uuid4().hex
+        self.received: List[Dict[str, Any]] = []
+
+    async def __aenter__(self) -> "Customer":
+        self.sio = socketio.AsyncClient()
+        self.sio.on("bot_uttered", lambda data: self.received.append(data))
+        # long-polling: this aiohttp (Rasa's pin) is older than engineio's websocket client needs
+        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
+        confirmed = asyncio.get_running_loop().create_future()
+        self.sio.on("session_confirm", lambda sid: confirmed.done() or confirmed.set_result(sid))
+        await self.sio.emit("session_request", {"session_id": self.session_id})
+        await asyncio.wait_for(confirmed, 30)
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.sio.disconnect()
+
+    async def say(self, text: str) -> None:
+        await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+
+    async def wait_for_text(self, fragment: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.received:
+                if fragment in (message.get("text") or ""):
+                    return message["text"]
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"the customer never saw {fragment!r}; got {self.received}")
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(function, *args)
+
+
+def test_handoff_round_trip_between_the_widget_and_a_slack_thread(slack, assistant):
+    async def scenario() -> None:
+        async with Customer(assistant.url("")) as customer:
+            await customer.say("I want to talk to a real person")
+            await customer.wait_for_text("asked a colleague")
+            posts = await _in_thread(wait_for, lambda: [
+                m for m in slack.bot_posts(STAFF_CHANNEL) if (m.get("metadata") or {})
+                .get("event_payload", {}).get("conversation_id") == customer.session_id],
+                30, "the hand-off message in the staff channel")
+            handoff = posts[0]
+            assert "asked for a person" in handoff["text"]
+            shown = json.dumps(handoff["blocks"])
+            assert "I want to talk to a real person" in shown and "Take conversation" in shown
+
+            # before anyone takes it, the customer's messages already reach the thread
+            customer.received.clear()
+            await customer.say("my order ORD-10012 never arrived")
+            await _in_thread(wait_for, lambda: slack.bot_posts(
+                STAFF_CHANNEL, thread_ts=handoff["ts"], text="*Customer:* my order ORD-10012 "
+                "never arrived"), 30, "the customer's message in the thread")
+            await asyncio.sleep(2)
+            assert customer.received == []  # the assistant stayed quiet
+
+            assert await _in_thread(slack.click, handoff, "handoff_take", customer.session_id) == 200
+            await customer.wait_for_text("Alex Rivera from our customer care team has joined")
+
+            reply = slack.message(STAFF_CHANNEL, "Hi, I'm Alex. I'm checking with the courier "
+                                  "now &amp; will update you.", thread_ts=handoff["ts"])
+            assert await _in_thread(slack.send, slack.event(reply)) == 200
+            await customer.wait_for_text("I'm checking with the courier now & will update you.")
+
+            give_back = slack.message(STAFF_CHANNEL, "!return", thread_ts=handoff["ts"])
+            assert await _in_thread(slack.send, slack.event(give_back)) == 200
+            await customer.wait_for_text("You're back with the Threadline virtual assistant")
+
+            customer.received.clear()
+            relayed = len(slack.bot_posts(STAFF_CHANNEL, thread_ts=handoff["ts"]))
+            await customer.say("how much does shipping cost?")
+            await customer.wait_for_text("$5.99")  # the assistant answers again
+            assert len(slack.bot_posts(STAFF_CHANNEL, thread_ts=handoff["ts"])) == relayed
+
+        events = assistant.events(customer.session_id)
+        staff_lines = [e for e in events if e["event"] == "bot"
+                       and (e.get("metadata") or {}).get("handoff_staff") == "Alex Rivera"]
+        assert [e["text"] for e in staff_lines] == [
+            "Hi, I'm Alex. I'm checking with the courier now & will update you."]
+        parent = next(m for m in slack.messages() if m["ts"] == handoff["ts"])
+        assert "Handed back to the assistant" in json.dumps(parent["blocks"])
+
+    asyncio.run(scenario())
+
+
+def test_a_thread_reply_before_taking_is_not_sent_to_the_customer(slack, assistant):
+    sender = f"untaken-{uuid.uuid4().hex[:8]}"
+    assistant.say(sender, "can I speak to a human agent")
+    handoff = wait_for(lambda: [m for m in slack.bot_posts(STAFF_CHANNEL)
+                                if (m.get("metadata") or {}).get("event_payload", {})
+                                .get("conversation_id") == sender], what="the hand-off")[0]
+    reply = slack.message(STAFF_CHANNEL, "hello from staff", thread_ts=handoff["ts"])
+    assert slack.send(slack.event(reply)) == 200
+    wait_for(lambda: [m for m in slack.bot_posts(STAFF_CHANNEL, thread_ts=handoff["ts"])
+                      if "Take conversation* first" in m["text"]], what="the reminder")
+    assert not any(e["event"] == "bot" and e.get("text") == "hello from staff"
+                   for e in assistant.events(sender))
+
+
+def test_slack_outage_keeps_the_request_and_posts_it_later(slack, assistant):
+    sender = f"outage-{uuid.uuid4().hex[:8]}"
+    slack.outage(True)
+    try:
+        texts = [m.get("text", "") for m in assistant.say(sender, "get me a person please")]
+        assert any("can't reach our customer care team" in t and "HO-" in t for t in texts)
+        # the assistant keeps helping meanwhile
+        assert any("$5.99" in m.get("text", "")
+                   for m in assistant.say(sender, "how much does shipping cost?"))
+        time.sleep(2)
+        with sqlite3.connect(assistant.store) as db:
+            assert db.execute("SELECT status FROM handoffs WHERE conversation_id = ?",
+                              (sender,)).fetchall() == [("waiting",)]
+    finally:
+        slack.outage(False)
+    wait_for(lambda: [m for m in slack.bot_posts(STAFF_CHANNEL)
+                      if (m.get("metadata") or {}).get("event_payload", {})
+                      .get("conversation_id") == sender], 30, "the queued hand-off posted")
+    with sqlite3.connect(assistant.store) as db:
+        assert db.execute("SELECT status FROM handoffs WHERE conversation_id = ?",
+                          (sender,)).fetchall() == [("posted",)]
