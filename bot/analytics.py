@@ -79,7 +79,8 @@ class TurnRow:
 
 @dataclass(frozen=True)
 class Line:
-    """A transcript line: `speaker` is user, bot or action (only the hand-off is shown)."""
+    """A transcript line: `speaker` is user, bot, staff (a colleague's reply relayed from
+    Slack, `bot/handoff.py`) or action (only the hand-off is shown)."""
 
     speaker: str
     text: str
@@ -132,7 +133,9 @@ def conversation_from_events(
             score = _float((event.parse_data.get("sentiment") or {}).get("score"))
             transcript.append(Line("user", text, score))
         elif isinstance(event, BotUttered) and event.text:
-            transcript.append(Line("bot", redact(event.text)))
+            staff = (event.metadata or {}).get("handoff_staff")
+            transcript.append(Line("staff", f"{staff}: {redact(event.text)}") if staff
+                              else Line("bot", redact(event.text)))
         elif isinstance(event, ActionExecuted):
             name = event.action_name or event.action_text or ""
             if name == handoff_action:

@@ -61,6 +61,8 @@ CONVERSATIONS = {
         user(f"this is useless {SCRIPT}", "complaint", 0.91, -0.9, 5),
         ActionExecuted("action_handoff", timestamp=T0 + 6),
         BotUttered("Connecting you to a human.", timestamp=T0 + 6), listen(6),
+        BotUttered(f"Alex here, I'll call you back on {PHONE}.", timestamp=T0 + 7,
+                   metadata={"handoff_staff": "Alex Rivera"}),
     ],
     # happy; planted card number
     "bob": [
@@ -169,6 +171,13 @@ def test_pii_masked_everywhere_but_kept_in_the_tracker_store(store_files):
     with sqlite3.connect(store.engine.url.database) as connection:
         stored = " ".join(row[0] for row in connection.execute("SELECT data FROM events"))
     assert all(planted in stored for planted in [EMAIL, PHONE, CARD, ADDRESS])
+
+
+def test_a_colleagues_relayed_reply_is_shown_as_staff_in_the_transcript(store_files):
+    _, _, out, _ = store_files
+    html_text = (out / "report.html").read_text(encoding="utf-8")
+    assert ("<b>staff</b>: Alex Rivera: Alex here, I&#x27;ll call you back on [PHONE]."
+            in html_text)
 
 
 def test_report_pngs_and_self_contained_html(store_files):
