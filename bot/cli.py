@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 from contextlib import ExitStack
 from typing import List, Optional
 
 from bot import services
 from bot.services import DATA_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log
+
+
+def _stop(signum: int, _: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn] = None) -> int:
@@ -31,6 +36,7 @@ def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn]
     services.seed_store(store)
     endpoints = Endpoints(action_port, DATA_DIR / "tracker.db").write(DATA_DIR / "endpoints.yml")
     slack_env = slack.env() if slack else {}
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops the child servers too, like Ctrl-C
     with ExitStack() as running:
         if slack:
             running.enter_context(slack.run(DATA_DIR / "logs" / "slack-standin.log"))

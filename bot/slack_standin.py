@@ -234,7 +234,9 @@ class SlackStandIn:
         return ws
 
     def staff_message(self, channel: str, text: str, thread_ts: Optional[str]) -> Message:
-        """Records what the colleague wrote (Slack stores it before telling the bot)."""
+        """Records what the colleague wrote (Slack stores it before telling the bot), with
+        &, < and > escaped as Slack escapes them."""
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         message = Message(channel, self._next_ts(), text, user=STAFF_USER["id"],
                           thread_ts=thread_ts)
         self.messages.append(message)
