@@ -70,15 +70,16 @@ class Slack:
                            "event_time": int(time.time())})
 
     def message(self, channel: str, text: str, thread_ts: Optional[str] = None,
-                channel_type: str = "channel") -> Dict[str, Any]:
+                channel_type: str = "channel", user: str = STAFF_USER) -> Dict[str, Any]:
         ts = self.next_ts()
         return {"type": "message", "channel": channel, "channel_type": channel_type,
-                "user": STAFF_USER, "text": text, "ts": ts, "event_ts": ts,
+                "user": user, "text": text, "ts": ts, "event_ts": ts,
                 **({"thread_ts": thread_ts} if thread_ts else {})}
 
-    def click(self, message: Dict[str, Any], action_id: str, value: str) -> int:
+    def click(self, message: Dict[str, Any], action_id: str, value: str,
+              user: str = STAFF_USER) -> int:
         payload = {"type": "block_actions", "team": {"id": "T0CSBOT"}, "api_app_id": "A0CSBOT",
-                   "user": {"id": STAFF_USER, "username": "alex", "name": "alex"},
+                   "user": {"id": user, "username": user.lower(), "name": user.lower()},
                    "container": {"type": "message", "message_ts": message["ts"],
                                  "channel_id": message["channel"]},
                    "channel": {"id": message["channel"]}, "message": message,
@@ -119,6 +120,22 @@ def test_mention_in_a_channel_is_answered_in_its_thread(slack):
     replies = wait_for(lambda: slack.bot_posts(STAFF_CHANNEL, thread_ts=event["ts"]),
                        what="a threaded answer to the mention")
     assert replies[0]["text"].strip()
+
+
+def test_buttons_in_a_staff_chat_are_answered_by_clicking_them(slack):
+    sam = "U0SAM"  # a colleague with a conversation of their own
+    event = slack.message(DM_CHANNEL, "I'd like to leave some feedback about my last delivery",
+                          channel_type="im", user=sam)
+    assert slack.send(slack.event(event)) == 200
+    offer = wait_for(lambda: [m for m in slack.bot_posts(DM_CHANNEL, thread_ts=event["ts"])
+                              if m.get("blocks")], what="the offer of a colleague, with buttons")[0]
+    buttons = {e["text"]["text"]: e for block in offer["blocks"] if block["type"] == "actions"
+               for e in block["elements"]}
+    assert set(buttons) == {"Yes, please", "No, thanks"}
+    assert slack.click(offer, buttons["No, thanks"]["action_id"], buttons["No, thanks"]["value"],
+                       user=sam) == 200
+    wait_for(lambda: [m for m in slack.bot_posts(DM_CHANNEL, thread_ts=event["ts"])
+                      if "anything else" in m["text"].lower()], what="the answer to the click")
 
 
 def test_a_retried_event_is_answered_once(slack):
