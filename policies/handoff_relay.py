@@ -16,13 +16,13 @@ from typing import Any, Dict, List, Optional, Text
 from rasa.core.policies.policy import Policy, PolicyPrediction, confidence_scores_for
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
-from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, EXTERNAL_MESSAGE_PREFIX
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.exceptions import InvalidConfigException
-from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX
+
+from policies.domain_checks import require_action, require_slot
 
 
 @DefaultV1Recipe.register(
@@ -44,14 +44,8 @@ class HandoffRelayPolicy(Policy):
         self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
     ) -> Resource:
         """Nothing to learn; checks that the action and the slot exist."""
-        if self.config["action"] not in domain.action_names_or_texts:
-            raise InvalidConfigException(
-                f"{self.__class__.__name__}: action '{self.config['action']}' is not in the "
-                f"domain; add it to domain.yml or set `action` to one that is.")
-        if self.config["slot"] not in [slot.name for slot in domain.slots]:
-            raise InvalidConfigException(
-                f"{self.__class__.__name__}: slot '{self.config['slot']}' is not in the "
-                f"domain; add it to domain.yml or set `slot` to one that is.")
+        require_action(self.__class__.__name__, self.config["action"], domain)
+        require_slot(self.__class__.__name__, self.config["slot"], domain)
         return self._resource
 
     def predict_action_probabilities(

@@ -26,6 +26,8 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
+from policies.domain_checks import require_action
+
 SENTIMENT = "sentiment"
 
 
@@ -68,11 +70,7 @@ class SentimentEscalationPolicy(Policy):
         self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
     ) -> Resource:
         """Nothing to learn (the thresholds are the model); checks the action exists."""
-        if self.config["action"] not in domain.action_names_or_texts:
-            raise InvalidConfigException(
-                f"{self.__class__.__name__}: action '{self.config['action']}' is not in the "
-                f"domain; add it to domain.yml or set `action` to one that is."
-            )
+        require_action(self.__class__.__name__, self.config["action"], domain)
         return self._resource
 
     def predict_action_probabilities(
