@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import log, publish  # noqa: E402
 from knowledge.config import KnowledgeConfig  # noqa: E402
 from knowledge.embeddings import get_embeddings  # noqa: E402
 from knowledge.index_store import (  # noqa: E402
@@ -68,10 +69,6 @@ CARE = ["Machine wash cold, line dry.", "Hand wash cold and dry flat.", "Dry cle
         "Tumble dry low to restore the loft."]
 TOPICS = ["returns", "refunds", "exchanges", "shipping", "warranty", "gift cards", "promo codes",
           "membership", "store pickup", "account security", "price adjustments", "repairs"]
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def synthetic_corpus(folder: Path, rows: int, pages: int, seed: int) -> None:
@@ -305,12 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      f"{row['search_ms_p50']} / {row['search_ms_p95']} | "
                      f"{row['langchain_ms_p50']} / {row['langchain_ms_p95']} | "
                      f"{row[f'recall_at_{args.k}_vs_flat']} | {row['near_recall']} |")
-    text = "\n".join(lines)
-    print(text)
-    result["table"] = text
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    log(f"wrote {args.out}")
+    publish(result, "\n".join(lines), args.out)
     return 0
 
 

@@ -29,7 +29,6 @@ script still runs on the CPU and says so: those are CPU figures, not GPU figures
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import log, publish  # noqa: E402
 from knowledge.config import KnowledgeConfig  # noqa: E402
 from knowledge.generate import TransformersGenerator  # noqa: E402
 from knowledge.prompt import PromptBuilder  # noqa: E402
@@ -78,10 +78,6 @@ QUESTIONS = [
     "Is the return window different for Gold members?",
     "Are the hiking boots waterproof?",
 ]
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def prompts(config: KnowledgeConfig, count: int) -> List[List[Dict[str, str]]]:
@@ -229,12 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     result = run(args)
-    text = table(result)
-    print(text)
-    result["table"] = text
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    log(f"wrote {args.out}")
+    publish(result, table(result), args.out)
     return 0
 
 

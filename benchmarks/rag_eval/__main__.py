@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import log, publish  # noqa: E402
 from knowledge.assistant import KnowledgeAssistant  # noqa: E402
 from knowledge.config import KnowledgeConfig  # noqa: E402
 from knowledge.ingest import Ingestor  # noqa: E402
@@ -50,10 +51,6 @@ from knowledge.retrieve import Retriever  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DEFAULT_QUESTIONS = HERE / "questions.jsonl"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rag_eval.json"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def read_questions(path: Path) -> List[Dict[str, Any]]:
@@ -306,12 +303,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     result["seconds"] = time.time() - started
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    text = table(result)
-    print(text)
-    result["table"] = text
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
-    log(f"wrote {args.out}")
+    publish(result, table(result), args.out)
     return 0
 
 
