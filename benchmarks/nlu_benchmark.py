@@ -619,8 +619,14 @@ def result_path(results_dir: Path, name: str, pipeline: str) -> Path:
     return results_dir / f"{name}.{pipeline}.json"
 
 
-def reusable_result(path: Path, data_fp: str, settings_fp: str) -> Optional[Dict[str, Any]]:
-    """An earlier result for exactly this data and config, or None (saying why not)."""
+def reusable_result(
+    path: Path, data_fp: str, config: Dict[str, Any]
+) -> Optional[Dict[str, Any]]:
+    """An earlier result for exactly this data, config and code, or None (saying why not).
+
+    A config that names our own components (`nlu.*`) keeps their defaults in code, not in
+    the file, so a result is only reused when the `nlu/` sources are the same too.
+    """
     if not path.is_file():
         print(f"--reuse-results: no {path}; training.")
         return None
@@ -628,8 +634,13 @@ def reusable_result(path: Path, data_fp: str, settings_fp: str) -> Optional[Dict
     if result.get("data", {}).get("fingerprint") != data_fp:
         print(f"--reuse-results: {path} was measured on other data; training.")
         return None
-    if result.get("settings_fingerprint") != settings_fp:
+    if result.get("settings_fingerprint") != settings_fingerprint(config):
         print(f"--reuse-results: {path} was trained with another config; training.")
+        return None
+    ours = any(component["name"].startswith("nlu.") for component in config["pipeline"])
+    sources = code_facts()["nlu_sources_sha256"]
+    if ours and result.get("code", {}).get("nlu_sources_sha256") != sources:
+        print(f"--reuse-results: {path} was measured with other nlu/ code; training.")
         return None
     return result
 
@@ -676,7 +687,7 @@ def result_for(
     path = result_path(args.results_dir, args.name, pipeline)
     if args.reuse_results:
         _, config = render_config(pipeline, args, work)
-        old = reusable_result(path, data_fingerprint(data), settings_fingerprint(config))
+        old = reusable_result(path, data_fingerprint(data), config)
         if old is not None:
             print(f"--reuse-results: {pipeline} from {path} (measured {old['measured_at']})")
             return {**old, "reused": True, "result_file": str(path)}

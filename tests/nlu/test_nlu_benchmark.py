@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-from benchmarks.nlu_benchmark import load_examples
+from benchmarks.nlu_benchmark import (
+    code_facts,
+    load_examples,
+    reusable_result,
+    settings_fingerprint,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +69,32 @@ def test_yaml_csv_and_json_split_formats_load_the_same_examples(tmp_path):
     assert len(from_json) == 48
     assert sorted(from_json.pairs()) == sorted(from_yaml.pairs()) == sorted(from_csv.pairs())
     assert load_examples(f"{data}#oos_val").texts == ["weather?"]
+
+
+def test_a_result_is_reused_only_for_the_same_data_config_and_classifier_code(tmp_path):
+    """Our classifier's defaults live in nlu/, not in the config file: a result measured
+    with other nlu/ sources must be retrained, while DIET's (Rasa's code) stays reusable."""
+    lora = {"pipeline": [{"name": "WhitespaceTokenizer"},
+                         {"name": "nlu.lora_intent_classifier.LoRAIntentClassifier"}]}
+    diet = {"pipeline": [{"name": "WhitespaceTokenizer"}, {"name": "DIETClassifier"}]}
+    current = code_facts()["nlu_sources_sha256"]
+    older = {name: "0" * 16 for name in current}
+
+    def stored(config, sources):
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps({
+            "data": {"fingerprint": "data-1"},
+            "settings_fingerprint": settings_fingerprint(config),
+            "code": {"nlu_sources_sha256": sources},
+        }))
+        return path
+
+    assert reusable_result(stored(lora, current), "data-1", lora) is not None
+    assert reusable_result(stored(lora, older), "data-1", lora) is None
+    assert reusable_result(stored(diet, older), "data-1", diet) is not None
+    assert reusable_result(stored(lora, current), "data-2", lora) is None
+    assert reusable_result(stored(diet, older), "data-1", lora) is None
+    assert reusable_result(tmp_path / "missing.json", "data-1", lora) is None
 
 
 def test_benchmark_runs_both_pipelines_end_to_end(tmp_path):
