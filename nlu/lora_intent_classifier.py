@@ -8,6 +8,8 @@ their retrieval intent (`faq`), exactly like DIET, and `ResponseSelector` picks 
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Text
@@ -24,6 +26,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
+from nlu import lora
 from nlu.lora import LoRAConfig, LoRAConfigError, LoRASentenceClassifier
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,12 @@ class LoRAIntentClassifier(IntentClassifier, GraphComponent):
     def get_default_config() -> Dict[Text, Any]:
         """Defaults: the recipe that beat DIET on BANKING77 and CLINC150 (see README)."""
         return {**asdict(LoRAConfig()), RANKING_LENGTH: LABEL_RANKING_LENGTH}
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """The training recipe's source: Rasa fingerprints this class's code, but the recipe
+        lives in `nlu.lora`, and a change there must retrain instead of reusing the cache."""
+        return hashlib.sha256(inspect.getsource(lora).encode("utf-8")).hexdigest()
 
     def __init__(
         self,

@@ -1,5 +1,6 @@
 """The LoRA intent classifier as Rasa drives it: train, persist, load, process."""
 
+import inspect
 from pathlib import Path
 from typing import Dict, List
 
@@ -8,10 +9,12 @@ import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
+from rasa.engine.training.fingerprinting import calculate_fingerprint_key
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from nlu import lora
 from nlu.lora_intent_classifier import LoRAIntentClassifier
 
 # Twelve intents (more than the ranking length of 10), one a retrieval intent.
@@ -156,3 +159,15 @@ def test_unknown_base_model_fails_with_a_clear_message(tmp_path):
 def test_invalid_options_fail_before_training(tmp_path, option):
     with pytest.raises(InvalidConfigException, match=next(iter(option))):
         make(tmp_path, option)
+
+
+def test_a_change_to_the_shared_training_recipe_invalidates_rasas_training_cache(monkeypatch):
+    """Rasa fingerprints the component class's own source; the recipe in `nlu.lora` must
+    count too, or `rasa train` would reuse a model trained by the old recipe."""
+    key = calculate_fingerprint_key(LoRAIntentClassifier, {}, {})
+    assert calculate_fingerprint_key(LoRAIntentClassifier, {}, {}) == key
+    real = inspect.getsource
+    monkeypatch.setattr(
+        inspect, "getsource", lambda obj: real(obj) + "# edited\n" if obj is lora else real(obj)
+    )
+    assert calculate_fingerprint_key(LoRAIntentClassifier, {}, {}) != key
