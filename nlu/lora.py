@@ -51,6 +51,8 @@ class LoRAConfig:
     # epochs are raised until training makes at least this many optimiser steps.
     min_steps: int = 300
     batch_size: int = 32
+    # Batches of similar length pad less (2.7x fewer tokens per epoch on BANKING77).
+    group_by_length: bool = True
     learning_rate: float = 5e-4
     head_learning_rate: float = 3e-3
     weight_decay: float = 0.01
@@ -228,13 +230,17 @@ class LoRASentenceClassifier:
         )
         loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         target_tensor = torch.tensor(targets)
-        # Batches of similar length (shuffled in groups of 50 batches, as the HF Trainer's
-        # group_by_length does) pad far less: 2.7x fewer tokens per epoch on BANKING77.
+        # Length grouping shuffles in groups of 50 batches, as the HF Trainer's
+        # group_by_length does.
         lengths = [len(ids) for ids in self.tokenizer(
             texts, truncation=True, max_length=config.max_length)["input_ids"]]
         progress = tqdm(total=epochs * steps_per_epoch, desc=description, unit="step")
         for epoch in range(epochs):
-            order = get_length_grouped_indices(lengths, config.batch_size, generator=generator)
+            if config.group_by_length:
+                order = get_length_grouped_indices(
+                    lengths, config.batch_size, generator=generator)
+            else:
+                order = torch.randperm(len(texts), generator=generator).tolist()
             for start in range(0, len(texts), config.batch_size):
                 batch = order[start : start + config.batch_size]
                 logits = self._logits([texts[i] for i in batch])

@@ -130,11 +130,17 @@ def read_labelled_csv(path: Path) -> tuple[List[str], List[str]]:
     return texts, labels
 
 
+# The sentiment recipe keeps the settings it was benchmarked with (README): the intent
+# defaults were tuned on BANKING77, and with them calm feedback ("I'd like to leave some
+# feedback about my last delivery") read as angry enough to escalate.
+SENTIMENT_LORA = LoRAConfig(epochs=4, learning_rate=1e-3, group_by_length=False)
+
+
 def train_lora(csv_path: Path, output_dir: Path, config: Optional[LoRAConfig] = None) -> Path:
     """Fine-tunes the LoRA sentiment analyser on a labelled CSV and saves it."""
     texts, labels = read_labelled_csv(csv_path)
     model = LoRASentenceClassifier.train(
-        texts, labels, config or LoRAConfig(epochs=4), description="LoRA sentiment"
+        texts, labels, config or SENTIMENT_LORA, description="LoRA sentiment"
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(output_dir)

@@ -22,6 +22,7 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -29,9 +30,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score  # noqa: E402
 
-from nlu.lora import LoRAConfig  # noqa: E402
 from nlu.sentiment_analysers import (  # noqa: E402
-    LABELS, LoRAAnalyser, SentimentAnalyser, VaderAnalyser, read_labelled_csv, train_lora,
+    LABELS, SENTIMENT_LORA, LoRAAnalyser, SentimentAnalyser, VaderAnalyser, read_labelled_csv,
+    train_lora,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def build(name: str, work: Path, epochs: int) -> tuple[SentimentAnalyser, float]
             texts, labels = read_labelled_csv(source)
             writer.writerows(zip(texts, labels))
     started = time.perf_counter()
-    train_lora(combined, work / name, LoRAConfig(epochs=epochs))
+    train_lora(combined, work / name, replace(SENTIMENT_LORA, epochs=epochs))
     return LoRAAnalyser(work / name, device="cpu"), time.perf_counter() - started
 
 
