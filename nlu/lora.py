@@ -3,8 +3,8 @@
 Framework-neutral (torch, transformers, peft only) so that every Rasa component that
 classifies whole messages (intents, sentiment) shares one training recipe instead of a copy:
 a peft LoRA adapter on the encoder, mean pooling, a linear head, length-grouped batches,
-AdamW with a one-cycle schedule and label smoothing. Only what was learned is saved (adapter, head, labels,
-config); the base model is resolved again at load time.
+AdamW with a one-cycle schedule and label smoothing. Only what was learned is saved
+(adapter, head, labels, config); the base model is resolved again at load time.
 """
 
 from __future__ import annotations
@@ -230,13 +230,13 @@ class LoRASentenceClassifier:
         )
         loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         target_tensor = torch.tensor(targets)
-        # Length grouping shuffles in groups of 50 batches, as the HF Trainer's
-        # group_by_length does.
-        lengths = [len(ids) for ids in self.tokenizer(
-            texts, truncation=True, max_length=config.max_length)["input_ids"]]
+        if config.group_by_length:
+            lengths = [len(ids) for ids in self.tokenizer(
+                texts, truncation=True, max_length=config.max_length)["input_ids"]]
         progress = tqdm(total=epochs * steps_per_epoch, desc=description, unit="step")
         for epoch in range(epochs):
             if config.group_by_length:
+                # shuffled, then sorted by length within groups of 50 batches (HF Trainer)
                 order = get_length_grouped_indices(
                     lengths, config.batch_size, generator=generator)
             else:
