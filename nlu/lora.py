@@ -70,6 +70,7 @@ class LoRAConfig:
             "epochs": self.epochs > 0,
             "min_steps": self.min_steps >= 0,
             "batch_size": self.batch_size > 0,
+            "group_by_length": isinstance(self.group_by_length, bool),
             "learning_rate": self.learning_rate > 0,
             "head_learning_rate": self.head_learning_rate > 0,
             "label_smoothing": 0.0 <= self.label_smoothing < 1.0,

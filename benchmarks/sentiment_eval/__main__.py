@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--analysers", nargs="+", default=["vader", *TRAINING_SETS],
                         choices=["vader", *TRAINING_SETS])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--epochs", type=int, default=4,
-                        help="LoRA training epochs (4, as `bot train` trains the shipped one; "
+    parser.add_argument("--epochs", type=int, default=SENTIMENT_LORA.epochs,
+                        help="LoRA training epochs (default: the shipped analyser's recipe; "
                              "fewer for the 12k-tweet sets on a busy CPU)")
     args = parser.parse_args(argv)
     texts, gold = read_labelled_csv(args.eval)
