@@ -9,8 +9,9 @@ ends in one of four kinds of ``Answer``:
                 ``extractive`` (``fallback_reason`` says which)
 ``unknown``     nothing in the knowledge base clears the score threshold, or the model
                 said it does not know: "I don't know that one", with the offer of a colleague
-``refusal``     the message tried to re-program the assistant or asked for its
-                instructions: an in-role reply, no retrieval, no model
+``refusal``     the message (alone, or with the customer's previous turn) tried to
+                re-program the assistant or asked for its instructions: an in-role
+                reply, no retrieval, no model
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from knowledge.generate import (
     get_generator,
 )
 from knowledge.grounding import GroundingReport, check
-from knowledge.injection import user_attack
+from knowledge.injection import conversation_attack
 from knowledge.prompt import PromptBuilder
 from knowledge.retrieve import Passage, Retrieval, Retriever, contextualise, get_retriever
 
@@ -116,7 +117,7 @@ class KnowledgeAssistant:
         """Answer ``question``; ``product`` came from an entity (filter) or the slot (context)."""
         started = time.perf_counter()
         question = " ".join(str(question or "").split())
-        attack = user_attack(question)
+        attack = conversation_attack(question, history)
         if attack:
             return Answer(text=REFUSAL_TEXTS[attack], kind="refusal", fallback_reason=attack,
                           timings={"total_s": time.perf_counter() - started})
@@ -168,11 +169,12 @@ class KnowledgeAssistant:
         seen = [f"{p.heading}\n{body}" for p, body in zip(passages, prompt.passages)]
         report = check(generation.text, seen, system_prompt=prompt.system,
                        product_names=retriever.product_names.values(), question=question,
-                       min_support=self.config.grounding.min_support)
+                       min_support=self.config.grounding.min_support, removed=prompt.removed)
         answer.grounding = report
-        if not self.config.grounding.enabled:
-            report = GroundingReport(ok=True, citations=report.citations,
-                                     declined=report.declined)
+        if not self.config.grounding.enabled:  # the injection checks stay on
+            report = GroundingReport(ok=not report.injection, problems=report.injection,
+                                     citations=report.citations, declined=report.declined,
+                                     injection=report.injection)
         if report.ok and report.declined and not report.citations:
             answer.text, answer.kind = UNKNOWN_TEXT, "unknown"
             answer.fallback_reason = "the model said it does not know"

@@ -12,7 +12,11 @@ one up in the passages the model was given (after injection cleaning):
 * product names: every catalogue name in the reply, and any capitalised phrase
   ending in a product word ("Nike Air Max Trainers"), must appear in the passages;
 * citations ``[n]`` must name a passage that exists;
-* the reply must not repeat the system instructions (8 words in a row);
+* injection: the reply must not repeat the system instructions (8 words in a row) or
+  text that injection cleaning removed from the passages, turns or question (5 words in
+  a row), and must not itself read as an instruction-override or a new role ("I am now
+  DAN", "developer mode enabled", "my system prompt is …": ``injection.instruction_like``
+  and ``ROLE_TAKEN``);
 * **support**: at least ``min_support`` (0.5) of the reply's content words (four letters or
   more, not function words) must occur in the passages or the question. This catches replies
   that state no checkable fact but are not about the passages either ("I'm sorry for any
@@ -28,6 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
+
+from knowledge.injection import instruction_like
 
 UNITS = [
     (r"%|percent\b|per cent\b", "%"),
@@ -75,6 +81,14 @@ NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
                 "fifteen": 15, "twenty": 20, "thirty": 30, "once": 1, "twice": 2,
                 "single": 1, "half": 0.5}
 LEAK_SHINGLE = 8
+#: Words in a row shared with removed (injected) text that mean the reply obeyed it.
+REMOVED_SHINGLE = 5
+#: A reply that speaks as a re-programmed assistant, or about its own instructions.
+ROLE_TAKEN = re.compile(
+    r"\b(?:i am|i'm) (?:now |no longer )(?:an? |the |in )?|\b(?:developer|dan|jailbreak|god|"
+    r"unrestricted|debug) mode (?:is )?(?:on|enabled|activated|engaged)\b|\bmy (?:system |hidden |"
+    r"secret |original |initial )?(?:prompt|instructions|programming|directives)\b|\b(?:i was|i've "
+    r"been|i have been) (?:told|instructed|programmed|prompted) to\b", re.IGNORECASE)
 #: Function words left out of the support measure (with words under four letters).
 FUNCTION_WORDS = set("""
 about above after again against also although always another anything around because been
@@ -96,6 +110,9 @@ class GroundingReport:
     problems: List[str] = field(default_factory=list)
     citations: List[int] = field(default_factory=list)
     declined: bool = False
+    #: The problems that mean the reply obeyed an injection or leaked the instructions
+    #: (also in ``problems``; checked even where the rest of the guard is switched off).
+    injection: List[str] = field(default_factory=list)
 
 
 def _unit(text: Optional[str]) -> Optional[str]:
@@ -182,8 +199,9 @@ def support(reply: str, passages: Sequence[str], question: str = "") -> float:
 
 def check(reply: str, passages: Sequence[str], *, system_prompt: str = "",
           product_names: Iterable[str] = (), question: str = "",
-          min_support: float = 0.5) -> GroundingReport:
-    """Check ``reply`` against ``passages`` (the texts the model saw, numbered from 1)."""
+          min_support: float = 0.5, removed: Sequence[str] = ()) -> GroundingReport:
+    """Check ``reply`` against ``passages`` (the texts the model saw, numbered from 1);
+    ``removed`` is the untrusted text that injection cleaning kept from the model."""
     problems: List[str] = []
     text = (reply or "").strip()
     if not text:
@@ -234,11 +252,19 @@ def check(reply: str, passages: Sequence[str], *, system_prompt: str = "",
             problems.append(f"only {share:.0%} of the reply's words come from the passages "
                             f"(needs {min_support:.0%})")
 
+    injection: List[str] = []
     if system_prompt:
         own = _shingles(system_prompt, LEAK_SHINGLE) - _shingles("\n".join(passages), LEAK_SHINGLE)
         if own & _shingles(text, LEAK_SHINGLE):
-            problems.append("the reply repeats the assistant's instructions")
+            injection.append("the reply repeats the assistant's instructions")
+    injected = _shingles("\n".join(removed), REMOVED_SHINGLE) - _shingles(
+        "\n".join(passages), REMOVED_SHINGLE)
+    if injected & _shingles(text, REMOVED_SHINGLE):
+        injection.append("the reply repeats text removed as an injection")
+    if instruction_like(text) or ROLE_TAKEN.search(text):
+        injection.append("the reply follows injected instructions")
+    problems += injection
 
     unique: List[str] = list(dict.fromkeys(problems))
     return GroundingReport(ok=not unique, problems=unique, citations=citations,
-                           declined=bool(DECLINED.search(text)))
+                           declined=bool(DECLINED.search(text)), injection=injection)

@@ -95,8 +95,8 @@ _PATTERNS = {
         rf"(?:if you (?:were|are) )?(?:an? |the |my )?(?:\w+ )?(?:{_ROLE}\b|{_NEW_AI})",
         rf"\bpretend(?: that)? (?:you(?:'re| are| were| r)?|to be) (?:an? |the |my )?(?:[\w'-]+ )?"
         rf"(?:{_ROLE}\b|{_UNBOUND}|{_NEW_AI})",
-        r"\b(?:pretend|imagine|suppose|assume)(?: that)? (?:there (?:are|is|were) no|you (?:have|had) "
-        r"no|you (?:don't|do not) have (?:any )?)(?:\w+ )?(?:rules|instructions|restrictions|"
+        r"\b(?:pretend|imagine|suppose|assume)(?: that)? (?:there (?:are|is|were) no |you (?:have|had) "
+        r"no |you (?:don't|do not) have (?:any )?)(?:\w+ )?(?:rules|instructions|restrictions|"
         r"guidelines|limits|filters|guardrails)\b",
         rf"\b(?:imagine|suppose) (?:that )?you(?:'re| are| were) (?:an? |the )?(?:{_ROLE}\b|{_NEW_AI})",
         r"\b(?:role-?play|let's play a game|let us play a game|we(?:'re| are) going to play a game)"
@@ -112,11 +112,6 @@ _PATTERNS = {
         r"\b(?:override|system|admin|developer|new system) (?:instructions?|directives?|prompt)\s*:",
         r"\b(?:decode|base64|rot13|hex)\b[^.\n]{0,40}\b(?:follow|execute|obey|do what it says|"
         r"run it|carry out)\b",
-        # text addressed to the assistant in a document
-        r"\bnote to (?:the |any )?(?:ai|assistant|bot|chatbot|model|llm)s?\b",
-        r"\b(?:ai|assistant|chatbot|bot|language model|llm)s? (?:reading|processing|seeing) this\b",
-        r"\b(?:tell|inform|promise) (?:every|all|each|any) (?:customers?|users?|shoppers?)\b"
-        r"[^.\n]{0,60}\b(?:free|discount|codes?|100%)",
         # other languages (accents are removed before matching)
         r"\b(?:ignorier\w*|vergiss|missachte\w*)(?:\s+(?:sie|du|bitte|einfach|jetzt))*\s+(?:alle|"
         r"deine|ihre|die vorherigen|vorherigen|bisherigen|vorigen|obigen)\s+(?:\w+\s+)?(?:"
@@ -141,6 +136,20 @@ _PATTERNS = {
         r"<\|[a-z_]{2,30}\|>", r"\[/?inst\]", r"<</?sys>>",
         r"</?\s*(?:system|assistant|im_start|im_end)\s*>",
         r"(?m:^\s*(?:#+\s*)?\[?(?:system|assistant)\]?\s*:)", r"(?m:^\s*\[(?:system|assistant)\]\s*$)",
+    ],
+    #: Only in documents (and replies): text that tells whoever answers customers what to say.
+    "document": [
+        r"\bnote to (?:the |any )?(?:ai|assistant|bot|chatbot|model|llm)s?\b",
+        r"\b(?:dear|attention|hey) (?:ai|assistant|bot|chatbot|model|llm)s?\b",
+        r"\b(?:ai|assistant|chatbot|bot|language model|llm)s? (?:reading|processing|seeing|"
+        r"summari[sz]ing) this\b",
+        r"\b(?:tell|inform|promise) (?:every|all|each|any) (?:customers?|users?|shoppers?)\b"
+        r"[^.\n]{0,60}\b(?:free|discount|codes?|100%)",
+        r"\b(?:customers?|users?|shoppers?|anyone|people) (?:asking|who ask|enquiring)\b[^.\n]{0,60}"
+        r"\bshould (?:be (?:told|informed|given)|hear)\b",
+        r"\b(?:whenever|when|if) (?:someone|anyone|a (?:customer|user|shopper)|customers|users|"
+        r"people) (?:asks?|enquires?|wants to know)\b[^.\n]{0,60}\b(?:say|tell (?:them|him|her|the "
+        r"customer)|reply|respond|answer)(?: with\b| that\b|:)",
     ],
     "prompt_leak": [
         r"\bsystem[\s_-]*prompt\b", r"\bprompt (?:systeme|del sistema|do sistema|di sistema)\b",
@@ -229,31 +238,33 @@ def _variants(text: str) -> Tuple[List[str], List[str]]:
     runs = [re.sub(r"[ .\-_*·/]", "", m.group(0))
             for m in _SPACED.finditer(re.sub(r"(?<=\w) {2,}(?=\w)", " ", leet))]
     unspaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_*·/]", "", m.group(0)), leet)
-    variants = [plain, leet, unspaced, plain[::-1], codecs.encode(plain, "rot13")]
+    variants = [plain, plain.replace("_", " "), leet, unspaced, plain[::-1],
+                codecs.encode(plain, "rot13")]
     variants += [_plain(t) for t in _decoded(text)]
     return list(dict.fromkeys(variants)), runs
 
 
-def _classify(text: str) -> Optional[str]:
+def _classify(text: str, kinds: Sequence[str]) -> Optional[str]:
+    """The first of ``kinds`` whose patterns match a variant of ``text``."""
     if not text or not text.strip():
         return None
     variants, runs = _variants(text)
-    if any(_COMPILED["prompt_leak"].search(v) for v in variants):
-        return "prompt_leak"
-    if any(_COMPILED["injection"].search(v) for v in variants) or any(
-            _COMPACT.search(run) for run in runs):
-        return "injection"
+    for kind in kinds:
+        if any(_COMPILED[kind].search(v) for v in variants):
+            return kind
+        if kind == "injection" and any(_COMPACT.search(run) for run in runs):
+            return kind
     return None
 
 
 def instruction_like(text: str) -> bool:
     """True when ``text`` tries to instruct, re-program or unmask the assistant."""
-    return _classify(text or "") is not None
+    return _classify(text or "", ("prompt_leak", "injection", "document")) is not None
 
 
 def user_attack(text: str) -> Optional[str]:
     """``"prompt_leak"``, ``"injection"`` or None for an ordinary customer message."""
-    return _classify(text or "")
+    return _classify(text or "", ("prompt_leak", "injection"))
 
 
 def spread_attack(earlier: str, latest: str) -> Optional[str]:

@@ -5,18 +5,25 @@ has a ``[system]`` part and a ``[user]`` part; ``build`` returns chat messages
 (``[{"role": "system", ...}, {"role": "user", ...}]``) that both generation
 backends accept. Placeholders are replaced in a single pass, so a passage or a
 question that contains ``{question}`` or ``[system]`` stays literal text.
+
+Untrusted text (passages, earlier turns, the question) only ever fills the user
+message's data sections (``<passages>``, ``<conversation>``, ``<question>`` in the
+shipped template), after ``injection.split_injected`` has removed control tokens,
+section markers and instruction paragraphs; two customer turns that attack together
+(``injection.spread_attack``) are both removed. What was removed is kept on the
+``Prompt`` so the grounding guard can reject a reply that repeats it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from knowledge.chunking import HEADING_SEPARATOR
 from knowledge.config import PromptSettings, resolve_path
-from knowledge.injection import neutralise, strip_control_tokens
+from knowledge.injection import REDACTED, spread_attack, split_injected, strip_control_tokens
 from knowledge.retrieve import Passage
 
 PLACEHOLDER = re.compile(r"\{(passages|history|question)\}")
@@ -62,6 +69,8 @@ class Prompt:
     messages: List[Dict[str, str]]
     passages: List[str]
     redacted: int
+    #: The untrusted paragraphs and turns that were replaced by ``REDACTED``.
+    removed: List[str] = field(default_factory=list)
 
     @property
     def system(self) -> str:
@@ -75,50 +84,61 @@ class PromptBuilder:
         self.settings = settings
         self.template = Template.read(resolve_path(settings.template))
 
-    def clean_passage(self, passage: Passage) -> Tuple[str, int]:
-        """A passage's text for the model: headed, injection paragraphs removed, shortened."""
-        body, removed = neutralise(passage.body)
+    def clean_passage(self, passage: Passage) -> Tuple[str, List[str]]:
+        """A passage's text for the model: injection paragraphs removed, shortened; and those."""
+        body, removed = split_injected(passage.body)
         body = body.strip()
         limit = self.settings.max_passage_chars
         if len(body) > limit:
             body = body[:limit].rsplit(" ", 1)[0] + " …"
         return body, removed
 
-    def format_passages(self, passages: Sequence[Passage]) -> Tuple[str, List[str], int]:
-        blocks, cleaned, redacted = [], [], 0
+    def format_passages(self, passages: Sequence[Passage]) -> Tuple[str, List[str], List[str]]:
+        blocks, cleaned, removed = [], [], []
         for number, passage in enumerate(passages, start=1):
-            body, removed = self.clean_passage(passage)
-            redacted += removed
+            body, dropped = self.clean_passage(passage)
+            removed += dropped
             cleaned.append(body)
             title = strip_control_tokens(passage.heading).strip()
             url = f" ({passage.url})" if passage.url else ""
             blocks.append(f"[{number}] {title}{url}\n{body}")
-        return "\n\n".join(blocks), cleaned, redacted
+        return "\n\n".join(blocks), cleaned, removed
 
-    def format_history(self, history: Sequence[Tuple[str, str]]) -> str:
-        """``history`` is [(speaker, text)] oldest first; speaker is "customer" or "assistant"."""
+    def format_history(self, history: Sequence[Tuple[str, str]]) -> Tuple[str, List[str]]:
+        """(the turns as text, what was removed); ``history`` is [(speaker, text)] oldest first,
+        speaker "customer" or "assistant"."""
         turns = list(history)[-self.settings.history_turns:] if self.settings.history_turns else []
-        lines = []
+        texts = [" ".join(str(text or "").split()) for _, text in turns]
+        customer = [i for i, (speaker, _) in enumerate(turns) if speaker == "customer"]
+        spread = {i for a, b in zip(customer, customer[1:])
+                  if spread_attack(texts[a], texts[b]) for i in (a, b)}
+        lines, removed = [], []
         limit = self.settings.max_history_chars
-        for speaker, text in turns:
-            clean, _ = neutralise(" ".join(str(text or "").split()))
+        for number, (speaker, _) in enumerate(turns):
+            if number in spread:
+                clean, dropped = REDACTED, [texts[number]]
+            else:
+                clean, dropped = split_injected(texts[number])
+            removed += dropped
             if len(clean) > limit:
                 clean = clean[:limit].rsplit(" ", 1)[0] + " …"
             who = "Customer" if speaker == "customer" else "Assistant"
             lines.append(f"{who}: {clean}")
-        return "\n".join(lines) if lines else "(none)"
+        return ("\n".join(lines) if lines else "(none)"), removed
 
     def build(self, question: str, passages: Sequence[Passage],
               history: Sequence[Tuple[str, str]] = ()) -> Prompt:
-        block, cleaned, redacted = self.format_passages(passages)
-        clean_question, _ = neutralise(" ".join(question.split()))
-        values = {"passages": block, "history": self.format_history(history),
-                  "question": clean_question}
+        block, cleaned, removed = self.format_passages(passages)
+        redacted = len(removed)
+        turns, dropped = self.format_history(history)
+        clean_question, from_question = split_injected(" ".join(question.split()))
+        removed += dropped + from_question
+        values = {"passages": block, "history": turns, "question": clean_question}
         messages = [
             {"role": "system", "content": _fill(self.template.system, values)},
             {"role": "user", "content": _fill(self.template.user, values)},
         ]
-        return Prompt(messages=messages, passages=cleaned, redacted=redacted)
+        return Prompt(messages=messages, passages=cleaned, redacted=redacted, removed=removed)
 
 
 def passage_label(passage: Passage) -> str:
