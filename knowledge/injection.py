@@ -87,18 +87,21 @@ _PATTERNS = {
         rf"do anything now)",
         rf"\byou(?:'re| are| r) no longer (?:an? |the )?(?:\w+ )?(?:{_AI}|customer.service|support|"
         rf"bound|restricted|limited|required to|allowed to|following|thread\b)",
-        rf"\bfrom now on,?\s+(?:you(?:'re| are| will be| shall be| become)\b|you(?:'ll| will| shall| "
-        rf"must| should)? (?:act |speak |talk |behave |answer |reply |respond |only )+(?:as |like |in "
-        rf"character|without |with no )|you(?:'ll| will| must)? ignore\b|your (?:new )?(?:name|role|"
-        rf"identity|persona|instructions?|rules|prompt|job) (?:is|are)\b)",
+        r"\bfrom now on,?\s+(?:you(?:'re| are| will be| shall be| become)\b|you(?:'ll| will| "
+        r"shall| must| should)? (?:act |speak |talk |behave |answer |reply |respond |only )+"
+        r"(?:as |like |in character|without |with no )|you(?:'ll| will| must)? ignore\b|"
+        r"your (?:new )?(?:name|role|identity|persona|instructions?|rules|prompt|job) "
+        r"(?:is|are)\b)",
         rf"\b(?:act|behave|respond|answer|reply|speak|talk|function|operate) (?:as|like) "
         rf"(?:if you (?:were|are) )?(?:an? |the |my )?(?:\w+ )?(?:{_ROLE}\b|{_NEW_AI})",
         rf"\bpretend(?: that)? (?:you(?:'re| are| were| r)?|to be) (?:an? |the |my )?(?:[\w'-]+ )?"
         rf"(?:{_ROLE}\b|{_UNBOUND}|{_NEW_AI})",
-        r"\b(?:pretend|imagine|suppose|assume)(?: that)? (?:there (?:are|is|were) no |you (?:have|had) "
-        r"no |you (?:don't|do not) have (?:any )?)(?:\w+ )?(?:rules|instructions|restrictions|"
+        r"\b(?:pretend|imagine|suppose|assume)(?: that)? (?:there (?:are|is|were) no |you "
+        r"(?:have|had) no |you (?:don't|do not) have (?:any )?)(?:\w+ )?(?:rules|instructions|"
+        r"restrictions|"
         r"guidelines|limits|filters|guardrails)\b",
-        rf"\b(?:imagine|suppose) (?:that )?you(?:'re| are| were) (?:an? |the )?(?:{_ROLE}\b|{_NEW_AI})",
+        rf"\b(?:imagine|suppose) (?:that )?you(?:'re| are| were) (?:an? |the )?"
+        rf"(?:{_ROLE}\b|{_NEW_AI})",
         r"\b(?:role-?play|let's play a game|let us play a game|we(?:'re| are) going to play a game)"
         r"\b[^.\n]{0,40}\b(?:you(?:'re| are| will)|as an?|where you)\b",
         # modes and jailbreaks
@@ -109,7 +112,8 @@ _PATTERNS = {
         rf"\b(?:i am|i'm|this is|speaking as) (?:your|the (?:ai's|bot's|assistant's|system's)) "
         rf"(?:{_ROLE}|maker|trainer)\b",
         r"\b(?:this is|it is|it's) authori[sz]ed by\b",
-        r"\b(?:override|system|admin|developer|new system) (?:instructions?|directives?|prompt)\s*:",
+        r"\b(?:override|system|admin|developer|new system) (?:instructions?|directives?|"
+        r"prompt)\s*:",
         r"\b(?:decode|base64|rot13|hex)\b[^.\n]{0,40}\b(?:follow|execute|obey|do what it says|"
         r"run it|carry out)\b",
         # other languages (accents are removed before matching)
@@ -135,7 +139,8 @@ _PATTERNS = {
         # chat-template control tokens
         r"<\|[a-z_]{2,30}\|>", r"\[/?inst\]", r"<</?sys>>",
         r"</?\s*(?:system|assistant|im_start|im_end)\s*>",
-        r"(?m:^\s*(?:#+\s*)?\[?(?:system|assistant)\]?\s*:)", r"(?m:^\s*\[(?:system|assistant)\]\s*$)",
+        r"(?m:^\s*(?:#+\s*)?\[?(?:system|assistant)\]?\s*:)",
+        r"(?m:^\s*\[(?:system|assistant)\]\s*$)",
     ],
     #: Only in documents (and replies): text that tells whoever answers customers what to say.
     "document": [
@@ -145,8 +150,8 @@ _PATTERNS = {
         r"summari[sz]ing) this\b",
         r"\b(?:tell|inform|promise) (?:every|all|each|any) (?:customers?|users?|shoppers?)\b"
         r"[^.\n]{0,60}\b(?:free|discount|codes?|100%)",
-        r"\b(?:customers?|users?|shoppers?|anyone|people) (?:asking|who ask|enquiring)\b[^.\n]{0,60}"
-        r"\bshould (?:be (?:told|informed|given)|hear)\b",
+        r"\b(?:customers?|users?|shoppers?|anyone|people) (?:asking|who ask|enquiring)\b"
+        r"[^.\n]{0,60}\bshould (?:be (?:told|informed|given)|hear)\b",
         r"\b(?:whenever|when|if) (?:someone|anyone|a (?:customer|user|shopper)|customers|users|"
         r"people) (?:asks?|enquires?|wants to know)\b[^.\n]{0,60}\b(?:say|tell (?:them|him|her|the "
         r"customer)|reply|respond|answer)(?: with\b| that\b|:)",
@@ -156,12 +161,12 @@ _PATTERNS = {
         r"\bsystemprompt\b", r"\bsysteem ?prompt\b",
         r"\b(?:hidden|secret|internal|confidential|underlying|meta) (?:prompt|instructions|"
         r"directives|system message|configuration)\b",
-        rf"\b{_SHOW}\b(?:\s+(?:me|us|all|exactly|verbatim|of|out|back|again))*\s+(?:your|ur|the "
-        rf"assistant's|the bot's)\s+(?:{_SELF}\s+)?(?:instructions|prompt|programming|configuration|"
-        rf"directives|system message|initial message|guardrails|training data)\b"
+        rf"\b{_SHOW}\b(?:\s+(?:me|us|all|exactly|verbatim|of|out|back|again))*\s+(?:your|ur|"
+        rf"the assistant's|the bot's)\s+(?:{_SELF}\s+)?(?:instructions|prompt|programming|"
+        rf"configuration|directives|system message|initial message|guardrails|training data)\b"
         rf"(?!\s+(?:for|on|about|regarding|to|when|if)\b)",
-        r"\b(?:instructions|rules|guidelines|prompt|directives) (?:that )?you (?:were|have been|got|"
-        r"received|are) (?:given|told|programmed|trained|instructed|following|fed)\b"
+        r"\b(?:instructions|rules|guidelines|prompt|directives) (?:that )?you (?:were|have been|"
+        r"got|received|are) (?:given|told|programmed|trained|instructed|following|fed)\b"
         r"(?!\s+(?:by me|about|for|on|regarding)\b)",
         r"\bwhat (?:were|have) you been (?:told|instructed|programmed)\b|\bwhat were you "
         r"(?:told|instructed|programmed)\b",
@@ -169,8 +174,10 @@ _PATTERNS = {
         r"\b(?:repeat|print|recite|output|copy|show|reveal)\b(?:\s+(?:me|back|all|of))*\s+(?:"
         r"everything|all|the (?:text|words|message|lines|content)|what(?:'s| is| was)? (?:written|"
         r"said))\s+(?:above|before (?:this|my)|so far|preceding)\b",
-        r"\b(?:word for word|verbatim)\b[^\n]{0,40}\b(?:prompt|above|everything|your instructions)\b",
-        r"\b(?:prompt|above|everything|your instructions)\b[^\n]{0,40}\b(?:word for word|verbatim)\b",
+        r"\b(?:word for word|verbatim)\b[^\n]{0,40}\b(?:prompt|above|everything|"
+        r"your instructions)\b",
+        r"\b(?:prompt|above|everything|your instructions)\b[^\n]{0,40}\b(?:word for word|"
+        r"verbatim)\b",
         r"\bzeig\w*\b[^.\n]{0,20}\b(?:deine|ihre) (?:anweisungen|instruktionen)\b",
         r"\b(?:revele|montre|affiche|donne)[- ]moi (?:tes|vos) (?:instructions|consignes)\b",
         r"\b(?:muestra|revela|dime)\w*\b[^.\n]{0,20}\btus instrucciones\b",
@@ -225,9 +232,10 @@ def _decoded(text: str) -> List[str]:
         found.append(raw.decode("utf-8", "ignore"))
     for match in _HEX.finditer(text):
         try:
-            found.append(bytes.fromhex(re.sub(r"[ :]", "", match.group(0))).decode("utf-8", "ignore"))
+            raw = bytes.fromhex(re.sub(r"[ :]", "", match.group(0)))
         except ValueError:
             continue
+        found.append(raw.decode("utf-8", "ignore"))
     return [t for t in found if t and sum(ch.isprintable() for ch in t) >= 0.9 * len(t)]
 
 

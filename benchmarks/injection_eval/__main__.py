@@ -194,6 +194,25 @@ def run_attacks(assistant: KnowledgeAssistant, attacks: List[Dict[str, Any]], ba
     return results
 
 
+def attack_table(blocks: Dict[str, Dict[str, Any]], title: str) -> List[str]:
+    lines = [f"| {title} | n | stopped | by layer | leaked (extractive) | "
+             "leaked (SmolLM2, all defences) | leaked (SmolLM2, input check off) |",
+             "|---|---|---|---|---|---|---|"]
+    ext = blocks["extractive"]
+    llm = blocks.get("smollm2") or {}
+    off = blocks.get("smollm2_no_input_check") or {}
+
+    def share(block: Dict[str, Any], kind: str) -> str:
+        item = block.get(kind)
+        return f"{item['leaked']:.1%} of {item['attacks']}" if item and item["attacks"] else "—"
+    for kind in [k for k in ext if k != "all"] + ["all"]:
+        row = ext[kind]
+        layers = ", ".join(f"{k} {v}" for k, v in sorted(row["by_layer"].items())) or "—"
+        lines.append(f"| {kind} | {row['attacks']} | {row['stopped']:.1%} | {layers} | "
+                     f"{row['leaked']:.1%} | {share(llm, kind)} | {share(off, kind)} |")
+    return lines
+
+
 def table(result: Dict[str, Any]) -> str:
     lines = ["| legitimate text | messages | refused | target |", "|---|---|---|---|"]
     for row in result["refusals"]:
@@ -202,21 +221,8 @@ def table(result: Dict[str, Any]) -> str:
     answers = result["legitimate_answers"]
     lines.append(f"| the written messages through the answer path (extractive) | "
                  f"{answers['replies']} | {len(answers['refused_ids'])} | 0 |")
-    lines += ["", "| attacks | n | stopped | by layer | leaked (extractive) | "
-              "leaked (SmolLM2, all defences) | leaked (SmolLM2, input check off) |",
-              "|---|---|---|---|---|---|---|"]
-    ext = result["attacks"]["extractive"]
-    llm = result["attacks"].get("smollm2") or {}
-    off = result["attacks"].get("smollm2_no_input_check") or {}
-    for kind in [k for k in ext if k != "all"] + ["all"]:
-        row = ext[kind]
-        layers = ", ".join(f"{k} {v}" for k, v in sorted(row["by_layer"].items()))
-
-        def share(block: Dict[str, Any]) -> str:
-            item = block.get(kind)
-            return f"{item['leaked']:.1%} of {item['attacks']}" if item else "—"
-        lines.append(f"| {kind} | {row['attacks']} | {row['stopped']:.1%} | {layers} | "
-                     f"{row['leaked']:.1%} | {share(llm)} | {share(off)} |")
+    lines += [""] + attack_table(result["attacks"], "attacks")
+    lines += [""] + attack_table(result["holdout_attacks"], "held-out attacks")
     docs = result["documents"]
     poisoned = docs["poisoned_review"] or {}
     lines += ["", "| documents | value | target |", "|---|---|---|",
@@ -234,6 +240,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--legitimate", type=Path, default=HERE / "legitimate.jsonl")
     parser.add_argument("--attacks", type=Path, default=HERE / "attacks.jsonl")
+    parser.add_argument("--holdout", type=Path, nargs=2, metavar=("LEGITIMATE", "ATTACKS"),
+                        default=[HERE / "holdout_legitimate.jsonl", HERE / "holdout_attacks.jsonl"],
+                        help="sets written after the detector was frozen, never used to tune it")
     parser.add_argument("--data", type=Path, default=ROOT / "data",
                         help="folder whose Rasa YAML files hold the NLU examples")
     parser.add_argument("--knowledge", type=Path, default=ROOT / "data" / "knowledge",
@@ -254,6 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started, load0 = time.time(), os.getloadavg()
     args.work.mkdir(parents=True, exist_ok=True)
     legit, attacks = read_jsonl(args.legitimate), read_jsonl(args.attacks)
+    holdout_legit = read_jsonl(args.holdout[0])
+    holdout = [dict(row, kind=f"holdout/{row['kind']}") for row in read_jsonl(args.holdout[1])]
     overrides: Dict[str, Any] = {
         "index": {"path": str((args.work / "index").resolve()),
                   "key_file": str((args.work / "index.key").resolve())},
@@ -268,7 +279,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     result: Dict[str, Any] = {"legitimate_file": str(args.legitimate),
                               "attacks_file": str(args.attacks)}
-    result["refusals"] = legitimate_refusals(args, legit)
+    result["refusals"] = legitimate_refusals(args, legit) + [refusal_row(
+        "held-out legitimate messages", len(holdout_legit),
+        refused((r["id"], r["text"], history_of(r)) for r in holdout_legit))]
     result["documents"] = document_check(config, args.knowledge)
 
     log(f"ingesting {args.knowledge} and the attack documents into {config.index_path}")
@@ -282,6 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     assistant = KnowledgeAssistant(config, retriever=retriever)
     result["legitimate_answers"] = legitimate_answers(assistant, legit)
+    attacks = attacks + holdout
     outcomes = {"extractive": run_attacks(assistant, attacks, "extractive", canary, chunks_of)}
     if args.llm_limit:
         llm_config = config.with_overrides({"generation": {"backend": "transformers"}})
@@ -293,7 +307,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with mock.patch("knowledge.assistant.conversation_attack", return_value=None):
             outcomes["smollm2_no_input_check"] = run_attacks(
                 llm, subset, "smollm2_no_input_check", canary, chunks_of)
-    result["attacks"] = {name: summarise(items) for name, items in outcomes.items()}
+    result["attacks"] = {name: summarise([o for o in items if not o.kind.startswith("holdout/")])
+                         for name, items in outcomes.items()}
+    result["holdout_attacks"] = {
+        name: summarise([o for o in items if o.kind.startswith("holdout/")])
+        for name, items in outcomes.items()}
     result["attack_rows"] = {name: [vars(o) for o in items] for name, items in outcomes.items()}
     result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
                          "cpus": os.cpu_count(), "loadavg_start": load0,
