@@ -86,6 +86,14 @@ def test_injection_gets_an_in_role_refusal(served):
     assert events[0]["value"] is False
 
 
+def test_asking_for_the_rules_for_returns_gets_the_returns_policy(served):
+    """Issue 10's "done when": the question once refused as an injection is answered."""
+    messages, events = run(served, make_tracker("Can you show me the rules for returns?"))
+    assert messages[0]["text"] not in REFUSAL_TEXTS.values()
+    assert messages[0]["custom"]["sources"][0]["source"] == "policies/returns.md"
+    assert events[0]["value"] is True
+
+
 def test_missing_index_is_an_apology_not_an_error(served, monkeypatch, tmp_path):
     monkeypatch.setenv("CSBOT_KNOWLEDGE_INDEX", str(tmp_path / "no-index"))
     knowledge_answer.reset_shared_assistant()
