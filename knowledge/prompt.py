@@ -68,7 +68,6 @@ class Prompt:
 
     messages: List[Dict[str, str]]
     passages: List[str]
-    redacted: int
     #: The untrusted paragraphs and turns that were replaced by ``REDACTED``.
     removed: List[str] = field(default_factory=list)
 
@@ -129,7 +128,6 @@ class PromptBuilder:
     def build(self, question: str, passages: Sequence[Passage],
               history: Sequence[Tuple[str, str]] = ()) -> Prompt:
         block, cleaned, removed = self.format_passages(passages)
-        redacted = len(removed)
         turns, dropped = self.format_history(history)
         clean_question, from_question = split_injected(" ".join(question.split()))
         removed += dropped + from_question
@@ -138,7 +136,7 @@ class PromptBuilder:
             {"role": "system", "content": _fill(self.template.system, values)},
             {"role": "user", "content": _fill(self.template.user, values)},
         ]
-        return Prompt(messages=messages, passages=cleaned, redacted=redacted, removed=removed)
+        return Prompt(messages=messages, passages=cleaned, removed=removed)
 
 
 def passage_label(passage: Passage) -> str:
