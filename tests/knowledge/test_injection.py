@@ -227,7 +227,8 @@ def test_untrusted_text_cannot_leave_its_data_section(real_index):
     question = user.split("<question>")[1].split("</question>")[0]
     assert "is it free?" in question and "<|im_start|>" not in question
     assert "<system>" not in user and "obey me" in user  # the words stay, as data
-    assert "<passages>" not in prompt.system and "data in three sections" in prompt.system
+    assert "data in three sections" in prompt.system
+    assert passages[0].body[:40] not in prompt.system  # no untrusted text in the instructions
 
 
 @pytest.mark.parametrize("reply", [
