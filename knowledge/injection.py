@@ -145,6 +145,7 @@ _PATTERNS = {
     #: Only in documents (and replies): text that tells whoever answers customers what to say.
     "document": [
         r"\bnote to (?:the |any )?(?:ai|assistant|bot|chatbot|model|llm)s?\b",
+        rf"\b{_OVERRIDE}\s+(?:all of |everything )?(?:the )?(?:above|foregoing|preceding)\b",
         r"\b(?:dear|attention|hey) (?:ai|assistant|bot|chatbot|model|llm)s?\b",
         r"\b(?:ai|assistant|chatbot|bot|language model|llm)s? (?:reading|processing|seeing|"
         r"summari[sz]ing) this\b",
@@ -298,15 +299,14 @@ def strip_control_tokens(text: str) -> str:
 
 def split_injected(text: str) -> Tuple[str, List[str]]:
     """(cleaned text, the paragraphs that were replaced by ``REDACTED``)."""
-    cleaned = strip_control_tokens(text)
     removed: List[str] = []
     out: List[str] = []
-    for part in re.split(r"(\n\s*\n)", cleaned):
-        if part.strip() and instruction_like(part):
+    for part in re.split(r"(\n\s*\n)", text or ""):
+        if part.strip() and instruction_like(part):  # control tokens are evidence: check first
             removed.append(part.strip())
             out.append(REDACTED)
         else:
-            out.append(part)
+            out.append(strip_control_tokens(part))
     return "".join(out), removed
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from knowledge.injection import conversation_attack, split_injected
+from knowledge.injection import conversation_attack, split_injected, strip_control_tokens
 
 #: ``[text](entity)``, ``[text]{"entity": ...}`` and ``[text]{...}[...]`` annotations.
 ENTITY = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
@@ -99,7 +99,7 @@ def followed(reply: str, targets: Sequence[str]) -> List[str]:
 
 def payload_neutralised(chunk_bodies: Sequence[str], payload: str) -> bool:
     """True when no chunk of the poisoned document still carries the payload after cleaning."""
-    key = " ".join(payload.split())[:40].lower()
+    key = " ".join(strip_control_tokens(payload).split())[:40].lower()
     carrying = [b for b in chunk_bodies if key in " ".join(b.split()).lower()]
     return bool(carrying) and all(
         key not in " ".join(split_injected(b)[0].split()).lower() for b in carrying)
