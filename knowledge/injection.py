@@ -108,6 +108,9 @@ _PATTERNS = {
         r"\b(?:developer|dev|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|uncensored|sudo|"
         r"root|admin|debug|evil|opposite) mode\b",
         r"\bjailbr(?:ea|o)k", r"\bdo anything now\b", r"\bprompt injection\b",
+        r"\bstop being (?:a|an|the)\b[^.\n]{0,30}\b(?:assistant|bot|agent|support|helper)\b",
+        r"\bsystem override\b|\bsafety (?:is )?(?:off|disabled)\b",
+        r"\b(?:obey|listen to) (?:me|my (?:orders|commands)) (?:now|instead|only|from now on)\b",
         # claims of authority over the assistant
         rf"\b(?:i am|i'm|this is|speaking as) (?:your|the (?:ai's|bot's|assistant's|system's)) "
         rf"(?:{_ROLE}|maker|trainer)\b",
@@ -136,6 +139,13 @@ _PATTERNS = {
         r"\bnegeer\s+(?:alle\s+)?(?:je|jouw|de vorige|vorige|eerdere|alle)\s+(?:\w+\s+)?"
         r"(?:instructies|regels)\b",
         r"\bje bent nu\b",
+        # languages with their own scripts (matched on the text before look-alike mapping)
+        r"(?:игнорир\w*|забудь\w*|проигнорир\w*)[^.\n]{0,40}(?:инструкци|правил|указани)",
+        r"\bты теперь\b",
+        r"忽略[^。\n]{0,12}(?:指令|指示|说明|规则|提示)|你现在是|无视[^。\n]{0,12}(?:指令|规则)",
+        r"指示を無視|命令を無視|ルールを無視|今からあなたは",
+        r"\b(?:zignoruj|pomin|zapomnij)\w*\b[^.\n]{0,30}\b(?:instrukcje|polecenia|zasady)\b",
+        r"\bjestes teraz\b",
         # chat-template control tokens
         r"<\|[a-z_]{2,30}\|>", r"\[/?inst\]", r"<</?sys>>",
         r"</?\s*(?:system|assistant|im_start|im_end)\s*>",
@@ -159,6 +169,13 @@ _PATTERNS = {
     ],
     "prompt_leak": [
         r"\bsystem[\s_-]*prompt\b", r"\bprompt (?:systeme|del sistema|do sistema|di sistema)\b",
+        r"системн\w* (?:промпт|подсказк|инструкци)|系统提示|システムプロンプト",
+        r"\bcontext window\b",
+        r"\b(?:text|message|messages|words|everything|what) (?:that )?(?:came|comes|was|is|were) "
+        r"(?:written )?(?:before|above) (?:my|this|the) (?:first )?(?:message|conversation|chat)\b",
+        r"\b(?:sentence|message|text|line|words) (?:that )?you (?:were|have been|got) given\b",
+        r"\b(?:output|print|dump|leak|recite|reveal|disclose|expose)\b(?:\s+(?:me|us|all|of))*\s+"
+        r"your\s+(?:\w+\s+)?(?:rules|guidelines|policies)\b(?!\s+(?:for|on|about|regarding)\b)",
         r"\bsystemprompt\b", r"\bsysteem ?prompt\b",
         r"\b(?:hidden|secret|internal|confidential|underlying|meta) (?:prompt|instructions|"
         r"directives|system message|configuration)\b",
@@ -247,8 +264,10 @@ def _variants(text: str) -> Tuple[List[str], List[str]]:
     runs = [re.sub(r"[ .\-_*·/]", "", m.group(0))
             for m in _SPACED.finditer(re.sub(r"(?<=\w) {2,}(?=\w)", " ", leet))]
     unspaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_*·/]", "", m.group(0)), leet)
-    variants = [plain, plain.replace("_", " "), leet, unspaced, plain[::-1],
-                codecs.encode(plain, "rot13")]
+    native = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))  # Cyrillic stays Cyrillic
+    unhyphenated = re.sub(r"(?<=[a-z])[-‐](?=[a-z])", "", leet, flags=re.IGNORECASE)
+    variants = [plain, plain.replace("_", " "), leet, unspaced, unhyphenated, plain[::-1],
+                codecs.encode(plain, "rot13"), native]
     variants += [_plain(t) for t in _decoded(text)]
     return list(dict.fromkeys(variants)), runs
 
