@@ -20,12 +20,13 @@ Where it is used:
 * ``instruction_like(text)`` is the detector behind both; ingestion uses it to flag
   chunks, and the grounding guard to reject a reply that took an injected role.
 
-Detection runs on normalised variants of the text, so obfuscation does not hide an
-attack: Unicode compatibility forms, zero-width characters, accents and Cyrillic or
+Detection runs on normalised variants of the text, so common disguises do not hide a
+known attack: Unicode compatibility forms, zero-width characters, accents and Cyrillic or
 Greek look-alike letters, leetspeak (``1gn0r3``), spaced-out letters
 (``i g n o r e``, ``ig-nore``), reversed text, ROT13 and embedded base64 or hex.
 Patterns cover English and common German, French, Spanish, Italian, Portuguese, Dutch,
-Polish, Russian, Chinese and Japanese phrasings. Pattern matching cannot be complete, so it is one layer of several: the
+Polish, Russian, Chinese and Japanese phrasings. Pattern matching cannot be complete (the
+benchmark's held-out attacks show how far from it), so it is one layer of several: the
 prompt keeps every untrusted text in delimited data sections, and the grounding guard
 rejects replies with facts, codes or links not in the (cleaned) passages, replies that
 repeat removed text or the instructions, and replies that announce a new role.
