@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 import unicodedata
 from typing import List, Optional, Sequence, Tuple
@@ -229,6 +230,10 @@ _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*·/]){3,}[a-z](?![\w])", re.IGNOR
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){12,}\b")
 
+#: Longer text is scanned in its first and last half of this many characters, which keeps a
+#: 100 KB message to about a second; the public channels' message-size limit is far below it.
+MAX_SCAN_CHARS = 20_000
+
 REDACTED = "[Part of this text was removed because it tried to give instructions to the assistant.]"
 
 
@@ -273,10 +278,14 @@ def _variants(text: str) -> Tuple[List[str], List[str]]:
     return list(dict.fromkeys(variants)), runs
 
 
-def _classify(text: str, kinds: Sequence[str]) -> Optional[str]:
+@functools.lru_cache(maxsize=64)  # the same turn is screened as question, then as history
+def _classify(text: str, kinds: Tuple[str, ...]) -> Optional[str]:
     """The first of ``kinds`` whose patterns match a variant of ``text``."""
     if not text or not text.strip():
         return None
+    if len(text) > MAX_SCAN_CHARS:
+        half = MAX_SCAN_CHARS // 2
+        text = f"{text[:half]}\n{text[-half:]}"
     variants, runs = _variants(text)
     for kind in kinds:
         if any(_COMPILED[kind].search(v) for v in variants):
