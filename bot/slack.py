@@ -15,8 +15,9 @@ HTTP mode: point the Slack app's Event Subscriptions *and* Interactivity URLs at
 in a channel and get, in a thread, the answers customers get. Slack retries an event it thinks
 went unanswered; each `event_id` is handled once. Colleagues take and hand back conversations
 with the buttons on the hand-off message (posted by the action server), and their replies in
-that thread reach the customer (`bot/handoff.py`). Without a bot token the channel answers
-503 and says what to set, so a Rasa server without Slack still starts.
+that thread reach the customer (`bot/handoff.py`). Staff messages to the assistant pass the
+channel limits of `bot/limits.py` (`limits:` in credentials.yml). Without a bot token the
+channel answers 503 and says what to set, so a Rasa server without Slack still starts.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.handoff import HandoffRelay
+from bot.limits import ChannelLimits
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +160,12 @@ class SlackBoltInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        return cls(SlackSettings.from_credentials(credentials))
+        return cls(SlackSettings.from_credentials(credentials),
+                   ChannelLimits.from_credentials(credentials))
 
-    def __init__(self, settings: SlackSettings) -> None:
+    def __init__(self, settings: SlackSettings, limits: Optional[ChannelLimits] = None) -> None:
         self.settings = settings
+        self.limits = limits or ChannelLimits()
         self.client = AsyncWebClient(token=settings.bot_token,
                                      base_url=settings.api_url or AsyncWebClient.BASE_URL)
         self._seen: "OrderedDict[str, None]" = OrderedDict()
@@ -228,10 +232,12 @@ class SlackBoltInput(InputChannel):
             await next()
             return None
 
+        guarded = self.limits.guard(on_new_message)
+
         async def chat(event: Dict[str, Any], text: str, user: str) -> None:
             thread = event.get("thread_ts") or event["ts"]
             output = SlackBoltOutput(self.client, event["channel"], thread)
-            await on_new_message(UserMessage(
+            await guarded(UserMessage(
                 text, output, sender_id=f"slack-{user}", input_channel=self.name(),
                 metadata={"slack": {"channel": event["channel"], "thread_ts": thread}}))
 

@@ -22,7 +22,9 @@ It works around two problems of Rasa 3.6's ``SocketIOInput`` / ``SocketIOOutput`
    custom JSON as one bot message, which rasa-webchat hands to its ``customComponent``.
 
 Empty messages are dropped: rasa-webchat sends one when a conversation starts and no
-``initPayload`` is set, and Rasa would answer it with the "I don't know" fallback.
+``initPayload`` is set, and Rasa would answer it with the "I don't know" fallback. Every
+other message passes the channel limits of ``bot/limits.py`` (``limits:`` in
+credentials.yml) first.
 
 ``name()`` stays ``socketio`` so Rasa finds the output channel of a conversation by the
 tracker's latest input channel; ``url_prefix()`` moves the HTTP routes to ``widget``.
@@ -41,6 +43,8 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.limits import ChannelLimits
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 WEBCHAT_BUNDLE = WEB_DIR / "node_modules" / "rasa-webchat" / "lib" / "index.js"
@@ -84,6 +88,16 @@ class WebWidgetOutput(SocketIOOutput):
 class WebWidgetInput(SocketIOInput):
     """Socket.io channel for the rasa-webchat widget, plus the widget's page and scripts."""
 
+    def __init__(self, *args: Any, limits: Optional[ChannelLimits] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or ChannelLimits()
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WebWidgetInput":
+        channel = super().from_credentials(credentials)
+        channel.limits = ChannelLimits.from_credentials(credentials)
+        return channel
+
     def url_prefix(self) -> Text:
         return "widget"
 
@@ -95,12 +109,14 @@ class WebWidgetInput(SocketIOInput):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
+        guarded = self.limits.guard(on_new_message)
+
         async def handle_widget_message(message: UserMessage) -> None:
-            if not (message.text or "").strip():
+            if not message.text:  # UserMessage strips the text
                 return  # rasa-webchat's init payload when none is configured; nobody typed it
             # Rasa's message handler builds a plain SocketIOOutput; replies go through ours.
             message.output_channel = self.get_output_channel()
-            await on_new_message(message)
+            await guarded(message)
 
         blueprint = super().blueprint(handle_widget_message)
         sio = self.sio
