@@ -8,6 +8,8 @@
     bot knowledge ingest|ask|verify …   the product-knowledge index (actions env)
     bot analytics export|report   per-turn exports / sentiment and hand-off report
                 (redacted; from the tracker store, see docs/analytics.md)
+    bot audit --advisories PATH   the pins of both lock files against OSV advisories
+                (a file, a directory or osv.dev's zip export; see SECURITY.md)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import subprocess
 from contextlib import ExitStack
+from pathlib import Path
 from typing import List, Optional
 
 from bot import services
@@ -98,6 +101,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         action_parser.add_argument("--conversation", metavar="ID", help="only this conversation")
         action_parser.add_argument("--top", type=int, default=5,
                                    help="how many most negative conversations to show")
+    audit_parser = commands.add_parser(
+        "audit", help="list pinned packages affected by the advisories in PATH (SECURITY.md)")
+    audit_parser.add_argument("--advisories", required=True, metavar="PATH",
+                              help="OSV JSON file, directory of OSV JSON files, or osv.dev's "
+                              "PyPI/all.zip")
+    audit_parser.add_argument("--lock", action="append", metavar="FILE",
+                              help="lock file to check (repeatable; default: "
+                              "requirements/rasa.lock and requirements/actions.lock)")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "knowledge":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -112,6 +123,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "train":
             services.train()
             return 0
+        if args.command == "audit":
+            from bot import audit
+
+            return audit.run(Path(args.advisories),
+                             [Path(p) for p in args.lock] if args.lock else audit.LOCK_FILES)
         if args.command == "analytics":
             from bot import analytics
 
