@@ -199,11 +199,11 @@ def _service(
 
 def rasa_server(
     port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR,
-    env: Optional[Dict[str, str]] = None,
+    env: Optional[Dict[str, str]] = None, credentials: Path = ROOT / "credentials.yml",
 ) -> ContextManager[subprocess.Popen]:
-    """`rasa run --enable-api` (the channels of credentials.yml and the HTTP API)."""
+    """`rasa run --enable-api` (the channels of `credentials` and the HTTP API)."""
     command = rasa("run", "--enable-api", "--cors", "*", "--port", str(port), "--model",
-                   str(model), "--endpoints", str(endpoints), "--credentials", "credentials.yml")
+                   str(model), "--endpoints", str(endpoints), "--credentials", str(credentials))
     return _service("Rasa server", command, offline_env(**(env or {})),
                     f"http://localhost:{port}/status", log_file, 300)
 

@@ -2,6 +2,10 @@
 server on a freshly seeded store, `rasa run` with the channels of credentials.yml (REST,
 socket.io, Slack), a SQLite tracker store and the per-turn log, and the local Slack stand-in
 both servers talk to, all on free local ports. `bot test` trains before it runs these.
+
+The channels' rate limit runs with a short window here (`TEST_RATE_LIMIT`), so the tests see
+a flooding sender refused and served again within seconds; the message-size limit and the
+replies are those of credentials.yml.
 """
 
 import json
@@ -12,11 +16,28 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 
 from bot.services import (
-    MODELS_DIR, Endpoints, SlackStandIn, action_server, free_port, ingest_knowledge, rasa_server,
-    seed_store,
+    MODELS_DIR, ROOT, Endpoints, SlackStandIn, action_server, free_port, ingest_knowledge,
+    rasa_server, seed_store,
 )
+
+
+TEST_RATE_LIMIT = {"max_messages": 5, "window_s": 10}
+PUBLIC_CHANNELS = ("bot.rest.RestChannel", "bot.web_widget.WebWidgetInput",
+                   "bot.slack.SlackBoltInput")
+
+
+def credentials_with_test_window(path: Path) -> Path:
+    """credentials.yml with the short test window for every public channel's rate limit."""
+    credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
+    for channel in PUBLIC_CHANNELS:
+        settings = credentials.get(channel) or {}
+        settings["limits"] = {**(settings.get("limits") or {}), **TEST_RATE_LIMIT}
+        credentials[channel] = settings
+    path.write_text(yaml.safe_dump(credentials, sort_keys=False))
+    return path
 
 
 @dataclass
@@ -30,6 +51,7 @@ class Assistant:
     log_file: Path
     store: Path
     slack: SlackStandIn
+    credentials: Path
 
     def url(self, path: str) -> str:
         return f"http://localhost:{self.port}{path}"
@@ -61,14 +83,16 @@ def assistant(tmp_path_factory):
     endpoints = Endpoints(action_port, work / "tracker.db", work / "turns.jsonl")
     slack = SlackStandIn(free_port(), rasa_port)
     instance = Assistant(rasa_port, endpoints.write(work / "endpoints.yml"), work / "tracker.db",
-                         work / "turns.jsonl", work / "rasa.log", store, slack)
+                         work / "turns.jsonl", work / "rasa.log", store, slack,
+                         credentials_with_test_window(work / "credentials.yml"))
     with ExitStack() as stack:
         stack.enter_context(slack.run(work / "slack-standin.log"))
         # a short retry interval, so the outage test sees the queued hand-off posted
         stack.enter_context(action_server(action_port, store, work / "actions.log",
                                           env={**slack.env(), "SLACK_RETRY_S": "1"}))
         instance.server = stack.enter_context(
-            rasa_server(rasa_port, instance.endpoints, instance.log_file, env=slack.env()))
+            rasa_server(rasa_port, instance.endpoints, instance.log_file, env=slack.env(),
+                        credentials=instance.credentials))
         instance.restart = lambda: _restart(stack, instance)
         yield instance
 
@@ -78,4 +102,5 @@ def _restart(stack: ExitStack, instance: Assistant) -> None:
     instance.server.terminate()
     instance.server.wait(timeout=30)
     instance.server = stack.enter_context(rasa_server(
-        instance.port, instance.endpoints, instance.log_file, env=instance.slack.env()))
+        instance.port, instance.endpoints, instance.log_file, env=instance.slack.env(),
+        credentials=instance.credentials))
