@@ -19,6 +19,7 @@ const PAGE_URL = process.env.WIDGET_URL;
 const SHOTS = fileURLToPath(new URL('../../artifacts/browser/', import.meta.url));
 const REPLY_TIMEOUT = 120_000; // a knowledge answer on a busy 2-core CPU takes a while
 const XSS = '<img src=x onerror=alert(1)>';
+const SCRIPT = '<script>window.__pwned = true; alert(2)</script>';
 
 let browser, page;
 const dialogs = [];
@@ -90,6 +91,14 @@ test('HTML in a user message is shown as text, never run', async () => {
   assert.equal(await page.locator('img[src="x"]').count(), 0);
   assert.deepEqual(dialogs, []);
   await shot('02-html-as-text');
+});
+
+test('a <script> in a user message is shown as text, never run', async () => {
+  await say(SCRIPT, /./);
+  assert.equal(await userMessages().last().innerText(), SCRIPT);
+  assert.equal(await page.locator('.rw-client script').count(), 0);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.deepEqual(dialogs, []);
 });
 
 test('after a reload the history is shown and the conversation goes on', async () => {
