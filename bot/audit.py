@@ -84,11 +84,10 @@ def _records(document: Any, where: str) -> Iterator[Dict[str, Any]]:
 
 def _load(text: bytes, where: str) -> List[Dict[str, Any]]:
     try:
-        return list(_records(json.loads(text), where))
-    except (ValueError, UnicodeDecodeError) as error:
-        if isinstance(error, AuditError):
-            raise
+        document = json.loads(text)
+    except ValueError as error:  # includes bytes that are not UTF-8
         raise AuditError(f"{where} is not valid JSON: {error}") from error
+    return list(_records(document, where))
 
 
 def read_advisories(source: Path) -> List[Dict[str, Any]]:

@@ -256,7 +256,7 @@ def test_a_slack_request_with_a_bad_missing_or_stale_signature_is_refused(assist
 
 
 class WidgetCustomer:
-    """A customer in the widget: Rasa's socket.io protocol, long-polling (see test_slack_handoff)."""
+    """A widget customer: Rasa's socket.io protocol, long-polling (as in test_slack_handoff)."""
 
     def __init__(self, url: str) -> None:
         self.url, self.session_id = url, f"hostile-{uuid.uuid4().hex}"
@@ -394,27 +394,29 @@ def test_a_tampered_index_is_refused_and_left_as_it_is(tmp_path):
     assert files(tampered) == before
 
 
-BROKEN = {
-    "domain.yml": ("responses:\n  utter_greet:\n    - text: \"Hi\n", "domain.yml", 3),
-    "config.yml": ("pipeline:\n  - name: WhitespaceTokenizer\n   - name: [oops\n",
-                   "config.yml", 3),
-    "data/rules.yml": ("version: \"3.1\"\nrules:\n  - rule: x\n    steps: [\n", "rules.yml", 4),
-}
+BROKEN_LINE = 5
 
 
-@pytest.mark.parametrize("broken", list(BROKEN))
+@pytest.mark.parametrize("broken", ["domain.yml", "config.yml", "data/rules.yml"])
 def test_broken_yaml_names_the_file_and_the_line(tmp_path, broken):
+    """`rasa data validate` on a copy of the project whose file has a tab-indented line 5."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("domain.yml", "config.yml", "data"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, project / name)
-    content, file_name, line = BROKEN[broken]
-    (project / broken).write_text(content)
+    lines = (project / broken).read_text().splitlines(keepends=True)
+    lines.insert(BROKEN_LINE - 1, "\tbroken: indented with a tab\n")
+    (project / broken).write_text("".join(lines))
+    before = files(project)
     result = subprocess.run(
         rasa("data", "validate", "--domain", "domain.yml", "--data", "data", "--config",
              "config.yml"), cwd=project, env=offline_env(), capture_output=True, text=True,
         timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert file_name in output and f"line {line}" in output, output[-3000:]
+    assert f"Failed to read '{broken}'" in output or \
+        f"Failed to read '{project / broken}'" in output, output[-3000:]
+    assert f"line {BROKEN_LINE}, column 1" in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert files(project) == before  # nothing rewritten or created beside the files
