@@ -25,9 +25,9 @@ put a per-IP limit in the reverse proxy in front (SECURITY.md).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, fields
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
 
@@ -84,8 +84,9 @@ class ChannelLimits:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or LimitSettings()
         self._clock = clock
-        # least recently active sender first, so expired senders are dropped from the front
-        self._recent: "OrderedDict[str, Deque[float]]" = OrderedDict()
+        # accepted-message times per sender (at most max_messages each), least recently
+        # active sender first, so senders whose window has passed are dropped from the front
+        self._recent: "OrderedDict[str, List[float]]" = OrderedDict()
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "ChannelLimits":
@@ -98,16 +99,16 @@ class ChannelLimits:
             return settings.reply(settings.empty_reply)
         if len(text) > settings.max_message_chars:
             return settings.reply(settings.too_long_reply)
-        now = self._clock()
-        self._forget_before(now - settings.window_s)
-        recent = self._recent.pop(str(sender_id), None) or deque()
-        while recent and recent[0] <= now - settings.window_s:
-            recent.popleft()
-        refused = len(recent) >= settings.max_messages
-        if not refused:
-            recent.append(now)
-        self._recent[str(sender_id)] = recent  # now the most recently active sender
-        return settings.reply(settings.rate_limited_reply) if refused else None
+        now, sender = self._clock(), str(sender_id)
+        cutoff = now - settings.window_s
+        self._forget_before(cutoff)
+        recent = [t for t in self._recent.get(sender, ()) if t > cutoff]
+        if len(recent) >= settings.max_messages:
+            self._recent[sender] = recent  # keeps its place: ordered by last accepted message
+            return settings.reply(settings.rate_limited_reply)
+        self._recent.pop(sender, None)
+        self._recent[sender] = recent + [now]  # now the most recently active sender
+        return None
 
     def _forget_before(self, cutoff: float) -> None:
         """Drops senders whose latest message left the window: memory stays bounded by the
