@@ -67,6 +67,24 @@ def run(command: List[str], what: str, env: Optional[Dict[str, str]] = None) -> 
         raise ServiceError(f"{what} failed (command: {' '.join(command)})")
 
 
+def check_yaml() -> None:
+    """Fails with the file, line and column of a YAML syntax error in the domain, the config
+    or the training data, before anything reads them.
+
+    Rasa names the file for the domain and the data, but not for config.yml: its schema check
+    parses the text without the file name ("Failed to read YAML ... line 5, column 1").
+    """
+    from rasa.shared.exceptions import YamlException
+    from rasa.shared.utils.io import read_yaml_file
+
+    data = sorted((ROOT / "data").rglob("*.yml"))
+    for path in [ROOT / "domain.yml", ROOT / "config.yml", *data]:
+        try:
+            read_yaml_file(path)
+        except YamlException as error:
+            raise ServiceError(str(error)) from error
+
+
 def sentiment_settings() -> Optional[Dict[str, str]]:
     """The SentimentAnalyzer's options in config.yml when it uses the LoRA analyser."""
     pipeline = (yaml.safe_load((ROOT / "config.yml").read_text()) or {}).get("pipeline") or []
@@ -108,6 +126,7 @@ def train_sentiment() -> None:
 
 def train() -> None:
     """`rasa train`; Rasa itself skips the parts whose data and config did not change."""
+    check_yaml()
     train_sentiment()
     run(
         rasa("train", "--domain", "domain.yml", "--config", "config.yml", "--data", "data",
