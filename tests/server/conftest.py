@@ -23,7 +23,7 @@ from bot.services import (
     rasa_server, seed_store,
 )
 
-TEST_RATE_LIMIT = {"max_messages": 10, "window_s": 10}
+TEST_RATE_LIMIT = {"max_messages": 10, "window_s": 20}
 PUBLIC_CHANNELS = ("bot.rest.RestChannel", "bot.web_widget.WebWidgetInput",
                    "bot.slack.SlackBoltInput")
 

@@ -331,7 +331,7 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
             assert slack_post(assistant, body, assistant.slack.signing_secret) == 200
             threads.append(thread)
         replies = wait_for(lambda: [slack_replies(assistant, t) for t in threads] if all(
-            slack_replies(assistant, t) for t in threads) else None, 120, "every Slack answer")
+            slack_replies(assistant, t) for t in threads) else None, 180, "every Slack answer")
         refused_at.append(time.monotonic())
         return replies
 
@@ -348,6 +348,10 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
                 await customer.say(f"hello there {n}")
             await customer.wait_until(lambda got: refusal[WIDGET] in got)
             refused_at.append(time.monotonic())
+            # one channel at a time, each burst answered before the next: Rasa's NLU holds
+            # the event loop, so a busy server would spread one burst's checks over the window
+            await customer.wait_until(lambda got: len(got) >= limits[WIDGET].max_messages + 1,
+                                      timeout=180)
             rest_answers = await asyncio.to_thread(rest_burst)
             slack_threads = await asyncio.to_thread(slack_burst)
             # another customer at the same moment is answered as usual
@@ -356,7 +360,6 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
             assert "Threadline" in bystander[1][0]["text"]
             window = max(settings.window_s for settings in limits.values())
             await asyncio.sleep(max(0.0, max(refused_at) + window + 0.5 - time.monotonic()))
-            await customer.wait_until(lambda got: len(got) >= limits[WIDGET].max_messages + 1)
             customer.received.clear()
             await customer.say("how much does shipping cost?")
             await customer.wait_until(lambda got: any("$5.99" in t for t in got))
