@@ -4,7 +4,8 @@ Every customer-facing channel (REST, the web widget, Slack) wraps the ``on_new_m
 callback Rasa gives its blueprint with :meth:`ChannelLimits.guard`. A message that is empty,
 too long or over the sender's rate gets a short reply on the same channel and is **never
 handed to Rasa**: no ``UserUttered`` event, nothing in the tracker store, the turn log or the
-NLU. Each channel reads its own ``limits:`` mapping in credentials.yml::
+NLU. Control characters (C0 but tab and line breaks, and DEL) are removed from every
+message first. Each channel reads its own ``limits:`` mapping in credentials.yml::
 
     bot.rest.RestChannel:
       limits:
@@ -24,12 +25,17 @@ put a per-IP limit in the reverse proxy in front (SECURITY.md).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
+
+# C0 controls but tab and line breaks, and DEL: never meant by a customer, and a NUL breaks
+# PostgreSQL text columns (the scale-out tracker store) and CSV exports
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class LimitSettings:
     too_long_reply: str = ("Your message is too long for me. Please keep it under "
                            "{max_message_chars} characters, or split it into shorter messages.")
     rate_limited_reply: str = ("You're sending messages faster than I can answer. Please wait "
-                               "a minute, then send your message again.")
+                               "a moment, then send your message again.")
     empty_reply: str = "I didn't get any text there. Please type your message."
 
     def __post_init__(self) -> None:
@@ -121,9 +127,12 @@ class ChannelLimits:
 
     def guard(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
               ) -> Callable[[UserMessage], Awaitable[Any]]:
-        """``on_new_message`` that answers a refused message itself instead of passing it on."""
+        """``on_new_message`` that answers a refused message itself instead of passing it on;
+        control characters are removed from the text first."""
 
         async def guarded(message: UserMessage) -> Any:
+            if isinstance(message.text, str):
+                message.text = _CONTROL.sub("", message.text).strip()
             reply = self.refusal(message.sender_id, message.text)
             if reply is None:
                 return await on_new_message(message)

@@ -123,3 +123,18 @@ def test_every_public_channel_in_credentials_has_the_documented_defaults(name, k
     channel = _create_single_channel(name, credentials[name])
     assert isinstance(channel, kind)
     assert channel.limits.settings == LimitSettings()
+
+
+def test_control_characters_are_removed_before_rasa_sees_the_text():
+    limits, _ = limiter()
+    reached: List[UserMessage] = []
+
+    async def on_new_message(message: UserMessage) -> None:
+        reached.append(message)
+
+    guarded, output = limits.guard(on_new_message), CollectingOutputChannel()
+    asyncio.run(guarded(UserMessage("hi\x00 there\x1b[0m\x7f\ttab\nline \u202eok", output, "a")))
+    assert [m.text for m in reached] == ["hi there[0m\ttab\nline \u202eok"]
+    asyncio.run(guarded(UserMessage("\x00\x07\x08", output, "b")))  # nothing left: empty
+    assert len(reached) == 1
+    assert output.messages == [{"recipient_id": "b", "text": LimitSettings().empty_reply}]

@@ -93,7 +93,8 @@ def post(assistant, body: bytes, content_type: str = "application/json") -> Tupl
     request = urllib.request.Request(assistant.url("/webhooks/rest/webhook"), data=body,
                                      headers={"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        # long: a burst of one sender's messages is answered one after the other
+        with urllib.request.urlopen(request, timeout=300) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -158,18 +159,21 @@ def test_a_message_at_the_size_limit_is_answered_and_stored_whole(assistant, lim
     assert user_texts(assistant, sender) == [text.strip()]
 
 
-@pytest.mark.parametrize("text", [
-    "where is my order\x00 ORD-10012?\x07\x1b[31m\x08 thanks",
-    "📦🙏 where is my order ORD-10012? 😡👎🏽",
-    "مرحبا، أين طلبي ORD-10012؟ شكرا",
-    "where is my order \u202eORD-10012\u202c? \u200f\u200e",
-    "<script>alert(1)</script><img src=x onerror=alert(1)> where is my order?",
+@pytest.mark.parametrize("text,stored", [
+    ("where is my order\x00 ORD-10012?\x07\x1b[31m\x08\x7f thanks\tand\nbye",
+     "where is my order ORD-10012?[31m thanks\tand\nbye"),
+    ("📦🙏 where is my order ORD-10012? 😡👎🏽", None),
+    ("مرحبا، أين طلبي ORD-10012؟ شكرا", None),
+    ("where is my order \u202eORD-10012\u202c? \u200f\u200e thanks", None),
+    ("<script>alert(1)</script><img src=x onerror=alert(1)> where is my order?", None),
 ], ids=["control characters", "emoji", "right-to-left", "bidi overrides", "HTML and script"])
-def test_odd_but_valid_text_is_answered_and_stored_exactly_as_sent(assistant, text):
+def test_odd_but_valid_text_is_answered_and_stored_as_sent(assistant, text, stored):
+    """Stored exactly as sent, except that control characters are dropped (a NUL breaks
+    PostgreSQL and the CSV export); tab, line breaks and bidi marks stay."""
     sender = f"hostile-text-{uuid.uuid4().hex[:8]}"
     status, answer = say(assistant, sender, text)
     assert status == 200 and answer and all(m.get("text") for m in answer)
-    assert user_texts(assistant, sender) == [text]
+    assert user_texts(assistant, sender) == [stored or text]
     logged = [json.loads(line) for line in assistant.turn_log.read_text().splitlines()]
     assert any(line.get("conversation_id") == sender for line in logged)
 
@@ -279,7 +283,7 @@ class WidgetCustomer:
     async def say(self, text: str) -> None:
         await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
 
-    async def wait_until(self, condition, timeout: float = 60) -> None:
+    async def wait_until(self, condition, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while not condition(self.received):
             if time.monotonic() > deadline:
@@ -300,7 +304,7 @@ def test_the_size_limit_holds_on_the_widget_and_slack(assistant, limits):
         session = asyncio.run(widget())
         body, thread = slack_dm("U0HOSTILE2", "y" * (limits[SLACK].max_message_chars + 1))
         assert slack_post(assistant, body, assistant.slack.signing_secret) == 200
-        replies = wait_for(lambda: slack_replies(assistant, thread), 30, "the Slack reply")
+        replies = wait_for(lambda: slack_replies(assistant, thread), 120, "the Slack reply")
     assert replies == [limits[SLACK].reply(limits[SLACK].too_long_reply)]
     assert user_texts(assistant, session) == [] and user_texts(assistant, "slack-U0HOSTILE2") == []
 
@@ -331,7 +335,7 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
             assert slack_post(assistant, body, assistant.slack.signing_secret) == 200
             threads.append(thread)
         replies = wait_for(lambda: [slack_replies(assistant, t) for t in threads] if all(
-            slack_replies(assistant, t) for t in threads) else None, 180, "every Slack answer")
+            slack_replies(assistant, t) for t in threads) else None, 300, "every Slack answer")
         refused_at.append(time.monotonic())
         return replies
 
@@ -340,7 +344,7 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
         assert slack_post(assistant, body, assistant.slack.signing_secret) == 200
         rest = say(assistant, rest_sender, "how much does shipping cost?")[1]
         return {REST: rest[0]["text"], SLACK: wait_for(
-            lambda: slack_replies(assistant, thread), 60, "the Slack answer")[0]}
+            lambda: slack_replies(assistant, thread), 300, "the Slack answer")[0]}
 
     async def scenario() -> Tuple[List[Any], List[List[str]], Dict[str, str], str]:
         async with WidgetCustomer(assistant.url("")) as customer:
@@ -350,8 +354,7 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
             refused_at.append(time.monotonic())
             # one channel at a time, each burst answered before the next: Rasa's NLU holds
             # the event loop, so a busy server would spread one burst's checks over the window
-            await customer.wait_until(lambda got: len(got) >= limits[WIDGET].max_messages + 1,
-                                      timeout=180)
+            await customer.wait_until(lambda got: len(got) >= limits[WIDGET].max_messages + 1)
             rest_answers = await asyncio.to_thread(rest_burst)
             slack_threads = await asyncio.to_thread(slack_burst)
             # another customer at the same moment is answered as usual
