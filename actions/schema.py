@@ -83,7 +83,10 @@ CREATE TABLE IF NOT EXISTS handoffs (
     staff_message    TEXT,
     slack_channel    TEXT,
     slack_ts         TEXT,
-    posted_at        TEXT
+    posted_at        TEXT,
+    -- while status = 'posting': which poster claimed the request, and when
+    claimed_by       TEXT,
+    claimed_at       TEXT
 );
 """
 
@@ -91,7 +94,7 @@ CREATE TABLE IF NOT EXISTS handoffs (
 #: a store created before, so an existing ``.data/store.db`` keeps its rows.
 ADDED_COLUMNS = {
     "handoffs": {"staff_message": "TEXT", "slack_channel": "TEXT", "slack_ts": "TEXT",
-                 "posted_at": "TEXT"},
+                 "posted_at": "TEXT", "claimed_by": "TEXT", "claimed_at": "TEXT"},
 }
 
 TABLES = (

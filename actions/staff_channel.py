@@ -4,7 +4,8 @@ The action server posts the hand-off request (and, while a colleague holds the c
 every customer message) with slack_sdk's ``AsyncWebClient``; the Rasa server's Slack channel
 (``bot/slack.py``) receives the colleague's clicks and thread replies. Requests that cannot be
 posted stay in the store (``handoffs.status = 'waiting'``) and a background task posts them,
-oldest first, as soon as Slack answers again.
+oldest first, as soon as Slack answers again. A request is claimed in the store before it is
+posted (``status = 'posting'``), so each is posted exactly once however many posters run.
 
 Settings come from the environment, like the Rasa side's: ``SLACK_BOT_TOKEN``,
 ``SLACK_STAFF_CHANNEL`` and, for a local stand-in or an enterprise proxy, ``SLACK_API_URL``.
@@ -84,16 +85,25 @@ class StaffChannel:
 async def post_waiting_handoffs(channel: StaffChannel, store: Store) -> int:
     """Posts the requests still waiting, oldest first; stops at the first failure.
 
-    Returns how many are still waiting (0 when all went through).
+    Each request is claimed in the store before it is posted and given back if the post
+    fails, so concurrent posters (an action, the retry task, other action servers) never
+    post one twice; a request another poster has claimed is left to it. Returns how many
+    are still waiting for this poster (0 when all went through or were someone else's).
     """
     waiting = await in_thread(store.unposted_handoffs)
+    # a claim this old belongs to a poster that died mid-post (a post gives up after timeout_s)
+    stale_after_s = 10 * channel.settings.timeout_s
     for position, row in enumerate(waiting):
+        claim = await in_thread(store.claim_handoff, row["id"], stale_after_s)
+        if claim is None:
+            continue
         try:
             posted_channel, ts = await channel.post(json.loads(row["staff_message"]))
         except StaffChannelUnavailable as error:
+            await in_thread(store.release_handoff, row["id"], claim)
             logger.warning("hand-off HO-%s still waiting for Slack: %s", row["id"], error)
             return len(waiting) - position
-        await in_thread(store.mark_handoff_posted, row["id"], posted_channel, ts)
+        await in_thread(store.mark_handoff_posted, row["id"], claim, posted_channel, ts)
         logger.info("hand-off HO-%s posted to the staff channel", row["id"])
     return 0
 

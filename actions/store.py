@@ -277,23 +277,55 @@ class Store:
             conn.execute("UPDATE handoffs SET staff_message = ? WHERE id = ?",
                          (staff_message, handoff_id))
 
+    def claim_handoff(
+        self, handoff_id: int, stale_after_s: float, now: Optional[datetime] = None
+    ) -> Optional[str]:
+        """Claims a waiting request for posting; returns the claim, or None if another poster
+        holds it (or it is posted). A claim older than ``stale_after_s`` (its poster died
+        mid-post) may be taken over. One UPDATE decides, so concurrent posters (the action,
+        the retry task, other action servers on the same file) post each request once."""
+        now = now or utc_now()
+        claim = secrets.token_hex(16)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE handoffs SET status = 'posting', claimed_by = ?, claimed_at = ?"
+                " WHERE id = ? AND staff_message IS NOT NULL AND (status = 'waiting'"
+                " OR (status = 'posting' AND claimed_at < ?))",
+                (claim, to_db_time(now), handoff_id,
+                 to_db_time(now - timedelta(seconds=stale_after_s))),
+            )
+        return claim if cursor.rowcount == 1 else None
+
+    def release_handoff(self, handoff_id: int, claim: str) -> None:
+        """Gives a claimed request back to the queue (its post failed)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE handoffs SET status = 'waiting', claimed_by = NULL, claimed_at = NULL"
+                " WHERE id = ? AND status = 'posting' AND claimed_by = ?",
+                (handoff_id, claim),
+            )
+
     def mark_handoff_posted(
-        self, handoff_id: int, channel: str, ts: str, now: Optional[datetime] = None
+        self, handoff_id: int, claim: str, channel: str, ts: str,
+        now: Optional[datetime] = None,
     ) -> None:
-        """Remember where the request was posted: its thread is the staff side of the chat."""
+        """Remember where the claimed request was posted: its thread is the staff side of the
+        chat."""
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE handoffs SET status = 'posted', slack_channel = ?, slack_ts = ?,"
-                " posted_at = ? WHERE id = ?",
-                (channel, ts, to_db_time(now or utc_now()), handoff_id),
+                " posted_at = ?, claimed_by = NULL, claimed_at = NULL"
+                " WHERE id = ? AND claimed_by = ?",
+                (channel, ts, to_db_time(now or utc_now()), handoff_id, claim),
             )
 
     def unposted_handoffs(self) -> List[sqlite3.Row]:
-        """Requests with a staff message that has not reached the staff channel, oldest first."""
+        """Requests with a staff message that has not reached the staff channel (waiting, or
+        claimed by a poster), oldest first."""
         with self.connect() as conn:
             return conn.execute(
-                "SELECT * FROM handoffs WHERE status = 'waiting' AND staff_message IS NOT NULL"
-                " ORDER BY id"
+                "SELECT * FROM handoffs WHERE status IN ('waiting', 'posting')"
+                " AND staff_message IS NOT NULL ORDER BY id"
             ).fetchall()
 
     def handoff_thread(self, conversation_id: str) -> Optional[Tuple[str, str]]:

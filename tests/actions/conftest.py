@@ -6,6 +6,8 @@ action code finds it through ``CSBOT_STORE_DB`` exactly as the running server do
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -57,15 +59,21 @@ def db(db_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 @pytest.fixture(scope="session")
-def slack_standin() -> Iterator[str]:
-    """The local Slack stand-in (bot/slack_standin.py: aiohttp + slack_sdk only) as a real
+def slack_bot_token() -> str:
+    """The stand-in's bot token, made for this run."""
+    return "xoxb-" + secrets.token_urlsafe(32)
+
+
+@pytest.fixture(scope="session")
+def slack_standin(slack_bot_token: str) -> Iterator[str]:
+    """The local Slack stand-in (tools/slack_standin.py: aiohttp + slack_sdk only) as a real
     HTTP peer in its own process; yields its base URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.slack_standin", "--port", str(port),
-         "--bot-token", "xoxb-test"], cwd=REPO_ROOT)
+        [sys.executable, "-m", "tools.slack_standin", "--port", str(port)], cwd=REPO_ROOT,
+        env={**os.environ, "SLACK_BOT_TOKEN": slack_bot_token})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

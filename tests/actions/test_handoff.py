@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import urllib.request
+import uuid
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -14,6 +19,7 @@ from rasa_sdk import Tracker
 from action_helpers import make_tracker, owner_email, run
 from actions.handoff import ActionHandoff, ActionRelayToStaff
 from actions.staff_channel import StaffChannel, StaffChannelSettings, post_waiting_handoffs
+from actions.store import Store, utc_now
 
 
 def posted(url: str) -> List[Dict[str, Any]]:
@@ -28,9 +34,9 @@ def outage(url: str, down: bool) -> None:
 
 
 @pytest.fixture
-def settings(slack_standin: str) -> StaffChannelSettings:
+def settings(slack_standin: str, slack_bot_token: str) -> StaffChannelSettings:
     outage(slack_standin, False)
-    return StaffChannelSettings(token="xoxb-test", channel="#customer-care",
+    return StaffChannelSettings(token=slack_bot_token, channel="#customer-care",
                                 api_url=f"{slack_standin}/api/", timeout_s=3)
 
 
@@ -91,6 +97,7 @@ def test_when_slack_is_down_the_request_waits_and_is_posted_later(db, store, set
     assert events[0]["value"] == "queued"
     row = db.execute("SELECT * FROM handoffs WHERE conversation_id = 'conv-outage'").fetchone()
     assert row["status"] == "waiting" and json.loads(row["staff_message"])["blocks"]
+    assert row["claimed_by"] is None  # the failed post gave its claim back
 
     outage(slack_standin, False)
     assert asyncio.run(post_waiting_handoffs(StaffChannel(settings), store)) == 0
@@ -116,3 +123,61 @@ def test_relay_without_a_posted_handoff_tells_the_customer(db, settings):
     texts, _ = run(ActionRelayToStaff(settings=settings), tracker)
     assert texts == ["I couldn't pass that on to our colleague just now. Please send it again "
                      "in a moment."]
+
+
+POSTERS = 12
+
+
+def _poster(db_path: Path, settings: StaffChannelSettings,
+            start: "threading.Barrier | None" = None) -> int:
+    """One poster (an action or a retry task, in its own thread or process)."""
+    if start is not None:
+        start.wait()
+    return asyncio.run(post_waiting_handoffs(StaffChannel(settings), Store(db_path)))
+
+
+@pytest.mark.parametrize("posters", ["threads", "processes"])
+def test_concurrent_posters_post_each_waiting_handoff_exactly_once(
+        db, db_path, store, settings, slack_standin, posters):
+    marker = uuid.uuid4().hex[:8]
+    references = []
+    for n in range(20):
+        reference = store.record_handoff(f"conv-{marker}-{n}", "request_human", "help")
+        store.attach_staff_message(reference, json.dumps({"text": f"{marker} HO-{reference}"}))
+        references.append(reference)
+    if posters == "threads":
+        start = threading.Barrier(POSTERS)
+        with ThreadPoolExecutor(POSTERS) as pool:
+            waiting = list(pool.map(lambda _: _poster(db_path, settings, start), range(POSTERS)))
+    else:  # several action servers on one SQLite file
+        with ProcessPoolExecutor(POSTERS) as pool:
+            waiting = list(pool.map(_poster, [db_path] * POSTERS, [settings] * POSTERS))
+    assert waiting == [0] * POSTERS
+    texts = sorted(m["text"] for m in posted(slack_standin) if m["text"].startswith(marker))
+    assert texts == sorted(f"{marker} HO-{reference}" for reference in references)
+    rows = db.execute("SELECT id, status, slack_ts, claimed_by FROM handoffs WHERE id IN (%s)"
+                      % ",".join("?" * len(references)), references).fetchall()
+    assert {(r["status"], r["claimed_by"]) for r in rows} == {("posted", None)}
+    posted_ts = {m["ts"] for m in posted(slack_standin) if m["text"].startswith(marker)}
+    assert {r["slack_ts"] for r in rows} == posted_ts
+
+
+def test_a_claim_is_exclusive_until_released_or_stale(store):
+    reference = store.record_handoff("conv-claim", "request_human", "help")
+    assert store.claim_handoff(reference, stale_after_s=60) is None  # nothing to post yet
+    store.attach_staff_message(reference, json.dumps({"text": "HO"}))
+    claim = store.claim_handoff(reference, stale_after_s=60)
+    assert claim and store.claim_handoff(reference, stale_after_s=60) is None
+    store.release_handoff(reference, "someone-else's-claim")  # only the holder releases
+    assert store.claim_handoff(reference, stale_after_s=60) is None
+    store.release_handoff(reference, claim)
+    again = store.claim_handoff(reference, stale_after_s=60)
+    assert again and again != claim
+    # a poster that died mid-post: after stale_after_s another may take the request over
+    later = utc_now() + timedelta(seconds=61)
+    taken_over = store.claim_handoff(reference, stale_after_s=60, now=later)
+    assert taken_over and taken_over != again
+    store.mark_handoff_posted(reference, again, "C0STAFF", "1.000001")  # the old claim: no-op
+    assert store.claim_handoff(reference, stale_after_s=60, now=later) is None
+    store.mark_handoff_posted(reference, taken_over, "C0STAFF", "1.000002")
+    assert store.unposted_handoffs() == []
