@@ -10,6 +10,7 @@
                 (redacted; from the tracker store, see docs/analytics.md)
     bot audit --advisories PATH   the pins of both lock files against OSV advisories
                 (a file, a directory or osv.dev's zip export; see SECURITY.md)
+    bot proxy nginx   the reverse-proxy configuration for production (README, "Production")
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ from pathlib import Path
 from typing import List, Optional
 
 from bot import services
-from bot.services import DATA_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log
+from bot.services import (
+    AUTH_TOKEN_FILE, DATA_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log,
+)
 
 
 def _stop(signum: int, _: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn] = None) -> int:
+def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn] = None,
+           token: str = "") -> int:
     """Seeds the store, starts the action server (and the Slack stand-in), then runs Rasa in
-    the foreground."""
+    the foreground (its HTTP API behind `token`)."""
     services.train()
     services.ingest_knowledge()
     store = DATA_DIR / "store.db"
@@ -48,29 +52,43 @@ def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn]
         command = services.rasa(*rasa_args, "--model", "models", "--endpoints", str(endpoints),
                                 "--credentials", "credentials.yml")
         try:
-            return subprocess.run(command, cwd=ROOT,
-                                  env=services.offline_env(**slack_env)).returncode
+            return subprocess.run(command, cwd=ROOT, env=services.offline_env(
+                **slack_env, RASA_AUTH_TOKEN=token)).returncode
         except KeyboardInterrupt:
             return 0
+
+
+def _token_note(port: int) -> str:
+    if os.environ.get("RASA_AUTH_TOKEN"):
+        return "the HTTP API needs ?token=$RASA_AUTH_TOKEN (your environment's token)"
+    where = AUTH_TOKEN_FILE.relative_to(ROOT)
+    return (f"the HTTP API needs this run's token, in {where} (mode 0600; set RASA_AUTH_TOKEN "
+            f"to choose one):\n"
+            f"             curl -s \"localhost:{port}/conversations/me/tracker?token=$(cat {where})\"")
 
 
 def start(port: int, action_port: int, slack_port: int) -> int:
     slack = None if os.environ.get("SLACK_BOT_TOKEN") else SlackStandIn(slack_port, port)
     staff = (f"the local Slack stand-in at {slack.url}/ (no SLACK_BOT_TOKEN set)" if slack
              else "your Slack workspace (SLACK_BOT_TOKEN is set)")
+    token = services.auth_token()
     log(
         f"starting the assistant; when Rasa says the server is up:\n"
         f"  customers: open http://localhost:{port}/webhooks/widget/chat (the web widget)\n"
         f"  staff:     hand-offs and `@csbot` chats arrive in {staff}\n"
         f"  REST:      curl -s localhost:{port}/webhooks/rest/webhook "
         f"-d '{{\"sender\": \"me\", \"message\": \"where is my order ORD-10012?\"}}'\n"
+        f"  API:       {_token_note(port)}\n"
+        f"  listening on {os.environ.get('CSBOT_INTERFACE', services.LOOPBACK)} only; browsers "
+        f"may call it from {' '.join(services.cors_origins(port))} (CSBOT_CORS_ORIGINS)\n"
         f"  (or run `make shell` instead of `make start` to chat in the terminal; Ctrl-C stops)"
     )
-    return _serve(["run", "--enable-api", "--cors", "*", "--port", str(port)], action_port, slack)
+    return _serve(["run", *services.serving_args(port)], action_port, slack, token)
 
 
 def shell(action_port: int) -> int:
-    return _serve(["shell"], action_port)
+    """`rasa shell`: its REST channel listens on the loopback interface only, no HTTP API."""
+    return _serve(["shell", "--interface", services.LOOPBACK], action_port)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -109,6 +127,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     audit_parser.add_argument("--lock", action="append", metavar="FILE",
                               help="lock file to check (repeatable; default: "
                               "requirements/rasa.lock and requirements/actions.lock)")
+    proxy_parser = commands.add_parser(
+        "proxy", help="print the nginx configuration that exposes only the public channels")
+    proxy_parser.add_argument("server", choices=["nginx"])
+    proxy_parser.add_argument("--upstream", action="append", metavar="HOST:PORT",
+                              help="a Rasa server (repeat for several; default 127.0.0.1:5005)")
+    proxy_parser.add_argument("--listen", default="80", help="nginx's listen address or port")
+    proxy_parser.add_argument("--server-name", default="_")
+    proxy_parser.add_argument("--rest", action="store_true",
+                              help="also expose the REST channel /webhooks/rest/webhook")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "knowledge":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -128,6 +155,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return audit.run(Path(args.advisories),
                              [Path(p) for p in args.lock] if args.lock else audit.LOCK_FILES)
+        if args.command == "proxy":
+            from bot.proxy import NginxSettings, render_nginx
+
+            print(render_nginx(NginxSettings(args.upstream or ["127.0.0.1:5005"], args.listen,
+                                             args.server_name, args.rest)), end="")
+            return 0
         if args.command == "analytics":
             from bot import analytics
 

@@ -12,6 +12,11 @@ channel (``bot/slack.py``), which calls this module with the running Rasa agent:
   and is stored as a ``bot`` event with ``{"handoff_staff": name}`` metadata, so the
   transcript and the analytics keep it.
 
+Only the colleague who took a conversation may answer in it or hand it back: the Slack user
+id of whoever took it travels as metadata of the ``handoff_staff`` slot event (so it is in
+the tracker store, under the conversation's lock, with no extra slot in the domain), and
+anyone else gets ``HeldByOther``.
+
 All of it runs under the conversation's lock, like any other message Rasa handles.
 """
 
@@ -30,6 +35,29 @@ logger = logging.getLogger(__name__)
 
 HANDOFF_STATUS = "handoff_status"
 HANDOFF_STAFF = "handoff_staff"
+STAFF_ID = "staff_id"  # metadata key of the handoff_staff slot event: who took it
+
+
+class HeldByOther(Exception):
+    """Another colleague holds the conversation; ``holder`` is their name."""
+
+    def __init__(self, holder: Text) -> None:
+        super().__init__(f"{holder} holds this conversation")
+        self.holder = holder
+
+
+def holder_id(tracker: DialogueStateTracker) -> Optional[Text]:
+    """The Slack user id of the colleague who took the conversation last."""
+    for event in reversed(tracker.events):
+        if isinstance(event, SlotSet) and event.key == HANDOFF_STAFF:
+            return (event.metadata or {}).get(STAFF_ID)
+    return None
+
+
+def check_holder(tracker: DialogueStateTracker, staff_id: Text) -> None:
+    """Raises ``HeldByOther`` unless `staff_id` holds the (held) conversation."""
+    if tracker.get_slot(HANDOFF_STATUS) == "held" and holder_id(tracker) != staff_id:
+        raise HeldByOther(tracker.get_slot(HANDOFF_STAFF) or "another colleague")
 
 
 def customer_output(
@@ -58,15 +86,18 @@ class HandoffRelay:
         tracker = await self.agent.processor.get_tracker(conversation_id)
         return tracker.get_slot(HANDOFF_STATUS)
 
-    async def _switch(self, conversation_id: Text, expected: Tuple[Text, ...],
+    async def _switch(self, conversation_id: Text, staff_id: Text, expected: Tuple[Text, ...],
                       slots: Dict[Text, Any], response: Text) -> bool:
-        """Sets the hand-off slots and tells the customer, as Rasa's `/execute` API would."""
+        """Sets the hand-off slots and tells the customer, as Rasa's `/execute` API would;
+        raises ``HeldByOther`` if another colleague holds the conversation."""
         async with self.agent.lock_store.lock(conversation_id):
             tracker = await self.agent.processor.get_tracker(conversation_id)
+            check_holder(tracker, staff_id)
             if tracker.get_slot(HANDOFF_STATUS) not in expected:
                 return False
             for slot, value in slots.items():
-                tracker.update(SlotSet(slot, value))
+                metadata = {STAFF_ID: staff_id} if slot == HANDOFF_STAFF else None
+                tracker.update(SlotSet(slot, value, metadata=metadata))
             await self.agent.processor.save_tracker(tracker)
             output = customer_output(self.input_channels, tracker)
             # the response, then listening: the customer's next message starts a normal turn
@@ -75,22 +106,25 @@ class HandoffRelay:
                                                 policy=None, confidence=None)
         return True
 
-    async def take(self, conversation_id: Text, staff_name: Text) -> bool:
+    async def take(self, conversation_id: Text, staff_id: Text, staff_name: Text) -> bool:
         """The colleague takes a waiting conversation (posted at once, or after an outage
         while the assistant carried on); False if nobody is waiting."""
-        return await self._switch(conversation_id, ("requested", "queued"),
+        return await self._switch(conversation_id, staff_id, ("requested", "queued"),
                                   {HANDOFF_STATUS: "held", HANDOFF_STAFF: staff_name},
                                   "utter_handoff_taken")
 
-    async def give_back(self, conversation_id: Text) -> bool:
-        """The colleague hands a held conversation back to the assistant."""
-        return await self._switch(conversation_id, ("held",), {HANDOFF_STATUS: "returned"},
-                                  "utter_handoff_returned")
+    async def give_back(self, conversation_id: Text, staff_id: Text) -> bool:
+        """The colleague who holds the conversation hands it back to the assistant."""
+        return await self._switch(conversation_id, staff_id, ("held",),
+                                  {HANDOFF_STATUS: "returned"}, "utter_handoff_returned")
 
-    async def staff_says(self, conversation_id: Text, staff_name: Text, text: Text) -> bool:
-        """Delivers a colleague's reply to the customer; False unless the conversation is held."""
+    async def staff_says(self, conversation_id: Text, staff_id: Text, staff_name: Text,
+                         text: Text) -> bool:
+        """Delivers a reply of the colleague who holds the conversation to the customer;
+        False unless it is held, ``HeldByOther`` if someone else holds it."""
         async with self.agent.lock_store.lock(conversation_id):
             tracker = await self.agent.processor.get_tracker(conversation_id)
+            check_holder(tracker, staff_id)
             if tracker.get_slot(HANDOFF_STATUS) != "held":
                 return False
             output = customer_output(self.input_channels, tracker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ContextManager, Dict, Iterator, List, Optional
 
@@ -26,6 +27,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / ".data"
 MODELS_DIR = ROOT / "models"
+AUTH_TOKEN_FILE = DATA_DIR / "auth-token"
+#: Where Rasa listens unless CSBOT_INTERFACE says otherwise: this machine only.
+LOOPBACK = "127.0.0.1"
 
 
 class ServiceError(RuntimeError):
@@ -57,7 +61,42 @@ def actions_python() -> str:
 
 
 def rasa(*args: str) -> List[str]:
-    return [sys.executable, "-m", "rasa", *args]
+    """Rasa's command line; `run` and `shell` get RASA_AUTH_TOKEN (bot/rasa_main.py)."""
+    return [sys.executable, "-m", "bot.rasa_main", *args]
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def auth_token(path: Path = AUTH_TOKEN_FILE) -> str:
+    """The HTTP API token: RASA_AUTH_TOKEN, or a new random one for this run, written to
+    `path` (mode 0600) so the operator's own tools can read it."""
+    token = os.environ.get("RASA_AUTH_TOKEN")
+    if token:
+        return token
+    token = new_token()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a file someone else made readable is not reused
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return token
+
+
+def cors_origins(port: int) -> List[str]:
+    """Origins whose pages may call the server (and open the widget's socket) from a
+    browser: CSBOT_CORS_ORIGINS (space- or comma-separated), else the server's own."""
+    configured = os.environ.get("CSBOT_CORS_ORIGINS", "").replace(",", " ").split()
+    return configured or [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+
+
+def serving_args(port: int, origins: Optional[List[str]] = None) -> List[str]:
+    """`rasa run` settings of every server the project starts: the HTTP API behind the token
+    (RASA_AUTH_TOKEN, added by bot/rasa_main.py), this machine's loopback interface unless
+    CSBOT_INTERFACE names another, CORS for the configured origins only."""
+    return ["--enable-api", "--interface", os.environ.get("CSBOT_INTERFACE", LOOPBACK),
+            "--port", str(port), "--cors", *(origins or cors_origins(port))]
 
 
 def run(command: List[str], what: str, env: Optional[Dict[str, str]] = None) -> None:
@@ -171,7 +210,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen, name: str, timeout: 
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.5)
-    raise ServiceError(f"{name} did not answer {url} within {timeout:.0f} s")
+    raise ServiceError(f"{name} did not answer {url.split('?')[0]} within {timeout:.0f} s")
 
 
 @dataclass
@@ -218,13 +257,18 @@ def _service(
 
 def rasa_server(
     port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR,
-    env: Optional[Dict[str, str]] = None, credentials: Path = ROOT / "credentials.yml",
+    env: Optional[Dict[str, str]] = None, token: Optional[str] = None,
+    origins: Optional[List[str]] = None, credentials: Path = ROOT / "credentials.yml",
 ) -> ContextManager[subprocess.Popen]:
-    """`rasa run --enable-api` (the channels of `credentials` and the HTTP API)."""
-    command = rasa("run", "--enable-api", "--cors", "*", "--port", str(port), "--model",
-                   str(model), "--endpoints", str(endpoints), "--credentials", str(credentials))
-    return _service("Rasa server", command, offline_env(**(env or {})),
-                    f"http://localhost:{port}/status", log_file, 300)
+    """`rasa run` with the channels of `credentials` and the HTTP API behind `token`
+    (without one, a random token nobody knows: the API stays closed), on the loopback
+    interface, CORS for `origins` (default: see `cors_origins`)."""
+    token = token or new_token()
+    command = rasa("run", *serving_args(port, origins), "--model", str(model),
+                   "--endpoints", str(endpoints), "--credentials", str(credentials))
+    return _service("Rasa server", command,
+                    offline_env(**{**(env or {}), "RASA_AUTH_TOKEN": token}),
+                    f"http://localhost:{port}/status?token={token}", log_file, 300)
 
 
 def action_server(
@@ -239,13 +283,15 @@ def action_server(
 
 @dataclass
 class SlackStandIn:
-    """The local Slack stand-in (bot/slack_standin.py) and the settings that point both
-    servers at it, as real Slack tokens in the environment would point them at Slack."""
+    """The local Slack stand-in (tools/slack_standin.py, a development tool) and the settings
+    that point both servers at it, as real Slack tokens in the environment would point them
+    at Slack. Its tokens and signing secret are random for each run."""
 
     port: int
     rasa_port: int
-    bot_token: str = "xoxb-standin"
-    signing_secret: str = "standin-signing-secret"
+    bot_token: str = field(default_factory=lambda: "xoxb-" + new_token())
+    signing_secret: str = field(default_factory=new_token)
+    app_token: str = field(default_factory=lambda: "xapp-" + new_token())
     staff_channel: str = "C0STAFF"
 
     @property
@@ -257,8 +303,9 @@ class SlackStandIn:
                 "SLACK_API_URL": f"{self.url}/api/", "SLACK_STAFF_CHANNEL": self.staff_channel}
 
     def run(self, log_file: Path) -> ContextManager[subprocess.Popen]:
-        command = [sys.executable, "-m", "bot.slack_standin", "--port", str(self.port),
-                   "--bot-token", self.bot_token, "--signing-secret", self.signing_secret,
+        """Starts it; the secrets travel in its environment, never on its command line."""
+        command = [sys.executable, "-m", "tools.slack_standin", "--port", str(self.port),
                    "--events-url", f"http://localhost:{self.rasa_port}/webhooks/slack/events"]
-        return _service("Slack stand-in", command, offline_env(),
+        return _service("Slack stand-in", command,
+                        offline_env(**self.env(), SLACK_APP_TOKEN=self.app_token),
                         f"{self.url}/_standin/messages", log_file, 60)

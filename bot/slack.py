@@ -9,6 +9,9 @@ environment (which wins over an empty value in the file):
     socket_mode     SLACK_SOCKET_MODE      "true": connect out over Socket Mode (no public URL)
     app_token       SLACK_APP_TOKEN        xapp-… for Socket Mode
     api_url         SLACK_API_URL          Web API base URL (default Slack's; a local stand-in)
+    held_notice     SLACK_HELD_NOTICE      what a colleague alone sees (an ephemeral message)
+                                           when someone else holds the conversation they
+                                           answer or hand back; `{holder}` is that someone
 
 HTTP mode: point the Slack app's Event Subscriptions *and* Interactivity URLs at
 `https://<host>/webhooks/slack/events`. Staff can message the assistant directly or mention it
@@ -41,7 +44,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.handoff import HandoffRelay
+from bot.handoff import HandoffRelay, HeldByOther
 from bot.limits import ChannelLimits
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class SlackSettings:
     socket_mode: bool = False
     app_token: Optional[str] = None
     api_url: Optional[str] = None
+    held_notice: str = "{holder} holds this conversation."
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SlackSettings":
@@ -66,8 +70,10 @@ class SlackSettings:
         values: Dict[str, Any] = {}
         for item in fields(cls):
             value = os.environ.get(f"SLACK_{item.name.upper()}") or credentials.get(item.name)
-            values[item.name] = (str(value).lower() in ("1", "true", "yes")
-                                 if item.name == "socket_mode" else value or None)
+            if item.name == "socket_mode":
+                values[item.name] = str(value).lower() in ("1", "true", "yes")
+            elif value:
+                values[item.name] = value
         return cls(**values)
 
     def missing(self) -> List[str]:
@@ -299,6 +305,13 @@ class SlackBoltInput(InputChannel):
     async def _note(self, channel: str, thread_ts: str, text: str) -> None:
         await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
 
+    async def _held_by_other(self, channel: str, thread_ts: str, user: str,
+                             error: HeldByOther) -> None:
+        """Tells only `user` (an ephemeral message) who holds the conversation."""
+        notice = self.settings.held_notice.format(holder=error.holder)
+        await self.client.chat_postEphemeral(channel=channel, thread_ts=thread_ts, user=user,
+                                             text=notice)
+
     async def _retitle(self, channel: str, parent: Dict[str, Any], note: str,
                        button: Optional[Dict[str, Any]]) -> None:
         """Replaces the parent's buttons with who holds the conversation now."""
@@ -319,7 +332,12 @@ class SlackBoltInput(InputChannel):
             return
         conversation = parent["metadata"]["event_payload"]["conversation_id"]
         name = await self._staff_name(user)
-        if not await self.relay.take(conversation, name):
+        try:
+            taken = await self.relay.take(conversation, user, name)
+        except HeldByOther as error:
+            await self._held_by_other(channel, ts, user, error)
+            return
+        if not taken:
             status = await self.relay.status(conversation)
             await self._note(channel, ts, f"<@{user}>: this conversation is not waiting for "
                              f"a colleague (status: {status or 'none'}).")
@@ -336,7 +354,12 @@ class SlackBoltInput(InputChannel):
         if parent is None:
             return
         conversation = parent["metadata"]["event_payload"]["conversation_id"]
-        if not await self.relay.give_back(conversation):
+        try:
+            given_back = await self.relay.give_back(conversation, user)
+        except HeldByOther as error:
+            await self._held_by_other(channel, ts, user, error)
+            return
+        if not given_back:
             await self._note(channel, ts, f"<@{user}>: nobody holds this conversation.")
             return
         await self._retitle(channel, parent, f"Handed back to the assistant by <@{user}>", None)
@@ -353,7 +376,14 @@ class SlackBoltInput(InputChannel):
             await self._give_back(channel, thread, event["user"])
             return
         conversation = parent["metadata"]["event_payload"]["conversation_id"]
+        if not text:
+            return
         name = await self._staff_name(event["user"])
-        if text and not await self.relay.staff_says(conversation, name, text):
+        try:
+            sent = await self.relay.staff_says(conversation, event["user"], name, text)
+        except HeldByOther as error:
+            await self._held_by_other(channel, thread, event["user"], error)
+            return
+        if not sent:
             await self._note(channel, thread, "Not sent: press *Take conversation* first "
                              "(the customer only sees replies while you hold it).")

@@ -23,8 +23,8 @@ from typing import List
 import yaml
 
 from bot.services import (
-    ROOT, Endpoints, ServiceError, action_server, actions_python, free_port, log,
-    ingest_knowledge, offline_env, rasa, rasa_server, seed_store, train,
+    ROOT, Endpoints, ServiceError, action_server, actions_python, cors_origins, free_port, log,
+    ingest_knowledge, new_token, offline_env, rasa, rasa_server, seed_store, train,
 )
 
 ARTIFACTS = ROOT / "artifacts"
@@ -137,19 +137,30 @@ def stories_part(tally: Tally) -> None:
     tally.add("conversation test stories", total - failed, failed)
 
 
-def ensure_chromium() -> Path:
-    """Debian's chromium (or $CHROMIUM) for the browser tests, installed when missing."""
-    chromium = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    if not chromium.exists() and not os.environ.get("CHROMIUM"):
-        log(f"installing Debian's chromium for the browser tests ({' '.join(install)})")
+def ensure_debian_binary(package: str, binary: Path, override: str) -> Path:
+    """`binary` from Debian's `package` (or the one $`override` names), installed with
+    apt-get when missing, as the browser and reverse-proxy tests need."""
+    path = Path(os.environ.get(override) or binary)
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    if not path.exists() and not os.environ.get(override):
+        log(f"installing Debian's {package} for the tests ({' '.join(install)})")
         if subprocess.run(install).returncode != 0:  # stale package lists on a fresh machine
             subprocess.run(["apt-get", "update"])
             subprocess.run(install)
-    if not chromium.exists():
-        raise ServiceError(f"no Chromium at {chromium}: run `{' '.join(install)}` as root, "
-                           f"or point CHROMIUM at a Chromium binary")
-    return chromium
+    if not path.exists():
+        raise ServiceError(f"no {package} at {path}: run `{' '.join(install)}` as root, "
+                           f"or point {override} at a {package} binary")
+    return path
+
+
+def ensure_chromium() -> Path:
+    """Debian's chromium (or $CHROMIUM) for the browser tests."""
+    return ensure_debian_binary("chromium", Path("/usr/bin/chromium"), "CHROMIUM")
+
+
+def ensure_nginx() -> Path:
+    """Debian's nginx (or $NGINX) for the reverse-proxy test."""
+    return ensure_debian_binary("nginx", Path("/usr/sbin/nginx"), "NGINX")
 
 
 def browser_part(tally: Tally) -> None:
@@ -160,18 +171,23 @@ def browser_part(tally: Tally) -> None:
         with tempfile.TemporaryDirectory(prefix="csbot-browser-") as tmp:
             store = Path(tmp) / "store.db"
             seed_store(store, reset=True)
-            action_port, rasa_port = free_port(), free_port()
+            action_port, rasa_port, shop_port = free_port(), free_port(), free_port()
             endpoints = Endpoints(action_port, Path(tmp) / "tracker.db")
             endpoints_file = endpoints.write(Path(tmp) / "endpoints.yml")
             logs = ARTIFACTS / "browser"
+            token = new_token()
+            # the "other origin" shop page of the embed test is an origin configured for CORS
+            origins = [*cors_origins(rasa_port), f"http://127.0.0.1:{shop_port}"]
             with action_server(action_port, store, logs / "action-server.log"), \
-                    rasa_server(rasa_port, endpoints_file, logs / "rasa.log"):
+                    rasa_server(rasa_port, endpoints_file, logs / "rasa.log", token=token,
+                                origins=origins):
                 log(f"browser tests ({BROWSER}) in headless Chromium; screenshots in {logs}")
                 result = subprocess.run(
                     ["node", "--test", "--test-reporter=tap", BROWSER], cwd=ROOT,
                     stdout=subprocess.PIPE, text=True,
                     env=offline_env(
-                        CHROMIUM=str(chromium),
+                        CHROMIUM=str(chromium), RASA_AUTH_TOKEN=token,
+                        SHOP_PORT=str(shop_port),
                         WIDGET_URL=f"http://localhost:{rasa_port}/webhooks/widget/chat"),
                 )
     except (ServiceError, OSError) as error:

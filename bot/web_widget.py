@@ -21,6 +21,14 @@ It works around two problems of Rasa 3.6's ``SocketIOInput`` / ``SocketIOOutput`
    Markdown list of links (the widget renders bot text as Markdown) and sends any other
    custom JSON as one bot message, which rasa-webchat hands to its ``customComponent``.
 
+With a ``jwt_key`` in credentials.yml (Rasa's own option, e.g. ``jwt_key: ${WIDGET_JWT_KEY}``),
+only clients with a JWT signed with that key connect, sent as socket.io's ``auth.token`` (Rasa's
+way) or as ``?token=`` on the socket URL (the widget's way: rasa-webchat cannot set ``auth``;
+``embed.js`` takes it from the script tag's ``data-token``). A token whose payload names a
+conversation (``{"user": {"username": <session id>}}``, the claim Rasa's HTTP API checks for
+the ``user`` role) binds the socket to it: that session is the only one it is confirmed and
+the only one whose messages it may send.
+
 Empty messages are dropped: rasa-webchat sends one when a conversation starts and no
 ``initPayload`` is set, and Rasa would answer it with the "I don't know" fallback. Every
 other message passes the channel limits of ``bot/limits.py`` (``limits:`` in
@@ -33,12 +41,14 @@ tracker's latest input channel; ``url_prefix()`` moves the HTTP routes to ``widg
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from urllib.parse import parse_qs
 
-from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -50,6 +60,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 WEBCHAT_BUNDLE = WEB_DIR / "node_modules" / "rasa-webchat" / "lib" / "index.js"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
 _CITATION = re.compile(r"\[(\d+)\](?!\()")
+logger = logging.getLogger(__name__)
 
 
 def sources_markdown(sources: List[Dict[str, Any]]) -> Text:
@@ -120,12 +131,44 @@ class WebWidgetInput(SocketIOInput):
 
         blueprint = super().blueprint(handle_widget_message)
         sio = self.sio
+        handle_message = sio.handlers[self.namespace or "/"][self.user_message_evt]
+
+        @sio.on("connect", namespace=self.namespace)  # replaces Rasa's handler
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
+            if not self.jwt_key:
+                return True
+            token = (auth or {}).get("token") if isinstance(auth, dict) else None
+            token = token or parse_qs(environ.get("QUERY_STRING", "")).get("token", [None])[0]
+            payload = decode_bearer_token(token, self.jwt_key, self.jwt_algorithm) if token else None
+            if not payload:
+                logger.info("socket.io connection %s refused: no valid JWT", sid)
+                return False
+            user = payload.get("user")
+            bound = user.get("username") if isinstance(user, dict) else None
+            await sio.save_session(sid, {"session_id": bound}, namespace=self.namespace)
+            return True
+
+        async def bound_session(sid: Text) -> Optional[Text]:
+            """The conversation this socket's JWT names, if any."""
+            if not self.jwt_key:
+                return None
+            return (await sio.get_session(sid, namespace=self.namespace)).get("session_id")
+
+        @sio.on(self.user_message_evt, namespace=self.namespace)  # guards Rasa's handler
+        async def user_message(sid: Text, data: Dict) -> None:
+            bound = await bound_session(sid)
+            if bound and (not isinstance(data, dict) or data.get("session_id") != bound):
+                logger.warning("socket %s sent a message for a session its JWT does not name",
+                               sid)
+                return
+            await handle_message(sid, data)
 
         @sio.on("session_request", namespace=self.namespace)  # replaces Rasa's handler
         async def session_request(sid: Text, data: Optional[Dict]) -> None:
             session_id = data.get("session_id") if isinstance(data, dict) else None
             if not isinstance(session_id, str) or not session_id:
                 session_id = uuid.uuid4().hex
+            session_id = await bound_session(sid) or session_id
             if self.session_persistence:
                 await sio.enter_room(sid, session_id, namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)

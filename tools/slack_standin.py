@@ -1,8 +1,9 @@
 """A local stand-in for Slack: the Web API subset the assistant uses, and a staff page.
 
 Slack's cloud cannot be reached from a development machine or CI, so `bot start` (when no
-real Slack tokens are in the environment) and the tests run this instead. It is a real HTTP
-peer on both sides:
+real Slack tokens are in the environment) and the tests run this instead. It is a
+development and test tool, not part of the product packages. It is a real HTTP peer on both
+sides:
 
 * towards the assistant it *is* Slack's Web API (`SLACK_API_URL` points slack_sdk and
   slack-bolt here): `auth.test`, `chat.postMessage`, `chat.update`, `conversations.replies`,
@@ -17,7 +18,11 @@ token) gets the events over a websocket instead. Test hooks: `GET /_standin/mess
 `POST /_standin/outage` (`{"down": true}` makes every Web API call fail with HTTP 503, like an
 outage), `POST /_standin/dm` (`{"text": …}`: the colleague messages the bot).
 
-    python -m bot.slack_standin --port 5080 --events-url http://localhost:5005/webhooks/slack/events
+Its bot token, signing secret and app token come from SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
+and SLACK_APP_TOKEN (the variables the assistant reads, so one environment configures
+both), else they are random for the run: no secret is a constant anyone could read here.
+
+    python -m tools.slack_standin --port 5080 --events-url http://localhost:5005/webhooks/slack/events
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import argparse
 import html
 import itertools
 import json
+import os
+import secrets
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -43,8 +50,10 @@ BOT_ID = "B0CSBOT"
 STAFF_CHANNEL = "C0STAFF"
 STAFF_CHANNEL_NAME = "customer-care"
 DM_CHANNEL = "D0STAFF"
-#: The colleague the staff page acts as.
+#: The colleague the staff page acts as, and another one (the tests' second colleague).
 STAFF_USER = {"id": "U0ALEX", "name": "alex", "real_name": "Alex Rivera"}
+USERS = {user["id"]: user for user in (
+    STAFF_USER, {"id": "U0SAM", "name": "sam", "real_name": "Sam Okafor"})}
 
 
 @dataclass
@@ -59,6 +68,8 @@ class Message:
     thread_ts: Optional[str] = None
     blocks: List[Dict[str, Any]] = field(default_factory=list)
     metadata: Optional[Dict[str, Any]] = None
+    #: chat.postEphemeral: the only user who sees it
+    ephemeral_to: Optional[str] = None
 
     def to_api(self) -> Dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if v not in (None, [])}
@@ -73,8 +84,9 @@ class SlackStandIn:
     bot_token: str
     signing_secret: str
     events_url: Optional[str] = None
-    app_token: str = "xapp-standin"
+    app_token: str = field(default_factory=lambda: random_secret("xapp-"))
     messages: List[Message] = field(default_factory=list)
+    ephemeral: List[Message] = field(default_factory=list)
     down: bool = False
     sockets: List[web.WebSocketResponse] = field(default_factory=list)
     acks: List[str] = field(default_factory=list)
@@ -113,6 +125,7 @@ class SlackStandIn:
         handler = {
             "auth.test": self._auth_test, "chat.postMessage": self._post_message,
             "chat.update": self._update, "conversations.replies": self._replies,
+            "chat.postEphemeral": self._post_ephemeral,
             "users.info": self._users_info,
         }.get(method)
         if handler is None:
@@ -134,6 +147,21 @@ class SlackStandIn:
                           blocks=args.get("blocks") or [], metadata=args.get("metadata"))
         self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": message.to_api()}
+
+    def _post_ephemeral(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """A message only `user` sees; never part of the channel's history."""
+        channel = self._channel_id(str(args.get("channel", "")))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if args.get("user") not in USERS:
+            return {"ok": False, "error": "user_not_in_channel"}
+        if not args.get("text") and not args.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        message = Message(channel, self._next_ts(), args.get("text", ""), user=BOT_USER,
+                          bot_id=BOT_ID, thread_ts=args.get("thread_ts") or None,
+                          ephemeral_to=args["user"])
+        self.ephemeral.append(message)
+        return {"ok": True, "message_ts": message.ts}
 
     def _update(self, args: Dict[str, Any]) -> Dict[str, Any]:
         message = self.find(self._channel_id(str(args.get("channel", ""))) or "", args.get("ts", ""))
@@ -160,10 +188,11 @@ class SlackStandIn:
         return {"ok": True, "messages": listed, "has_more": len(thread) > limit}
 
     def _users_info(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        if args.get("user") != STAFF_USER["id"]:
+        user = USERS.get(str(args.get("user")))
+        if user is None:
             return {"ok": False, "error": "user_not_found"}
-        return {"ok": True, "user": {**STAFF_USER, "profile": {
-            "real_name": STAFF_USER["real_name"], "display_name": STAFF_USER["name"]}}}
+        return {"ok": True, "user": {**user, "profile": {
+            "real_name": user["real_name"], "display_name": user["name"]}}}
 
     # ------------------------------------------------------ Events API (to the bot)
     def signed_headers(self, body: str, timestamp: Optional[int] = None) -> Dict[str, str]:
@@ -273,6 +302,7 @@ class SlackStandIn:
 
     async def state(self, _: web.Request) -> web.Response:
         return web.json_response({"messages": [m.to_api() for m in self.messages],
+                                  "ephemeral": [m.to_api() for m in self.ephemeral],
                                   "down": self.down, "acks": self.acks})
 
     async def staff_dm(self, request: web.Request) -> web.Response:
@@ -339,7 +369,9 @@ def render_page(standin: SlackStandIn) -> str:
         roots = [m for m in standin.messages if m.channel == channel and not m.thread_ts]
         body = []
         for root in roots:
-            replies = [m for m in standin.messages if m.channel == channel and m.thread_ts == root.ts]
+            replies = [m for m in standin.messages + standin.ephemeral if m.channel == channel
+                       and m.thread_ts == root.ts and m.ephemeral_to in (None, STAFF_USER["id"])]
+            replies.sort(key=lambda m: m.ts)
             body.append('<div class="thread">' + _render_message(root)
                         + "".join(_render_message(r) for r in replies)
                         + _reply_form(channel, root.ts, "Reply in thread…") + "</div>")
@@ -358,15 +390,20 @@ colleague in customer care. The page refreshes when something new arrives.</p>
 !document.activeElement.value)location.reload();}},2000);</script></body></html>"""
 
 
+def random_secret(prefix: str = "") -> str:
+    """A secret made for this run (Slack's token prefixes kept, so they look like Slack's)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=5080)
     parser.add_argument("--events-url", help="the Rasa server's Slack events URL")
-    parser.add_argument("--bot-token", default="xoxb-standin")
-    parser.add_argument("--signing-secret", default="standin-signing-secret")
-    parser.add_argument("--app-token", default="xapp-standin", help="for Socket Mode")
     args = parser.parse_args(argv)
-    standin = SlackStandIn(args.bot_token, args.signing_secret, args.events_url, args.app_token)
+    standin = SlackStandIn(
+        os.environ.get("SLACK_BOT_TOKEN") or random_secret("xoxb-"),
+        os.environ.get("SLACK_SIGNING_SECRET") or random_secret(), args.events_url,
+        os.environ.get("SLACK_APP_TOKEN") or random_secret("xapp-"))
     web.run_app(standin.app(), host="127.0.0.1", port=args.port, print=None)
 
 

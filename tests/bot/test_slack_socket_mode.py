@@ -14,10 +14,10 @@ from bot.services import SlackStandIn, free_port
 from bot.slack import SlackBoltInput, SlackSettings
 
 @pytest.fixture
-def standin(tmp_path):
+def slack(tmp_path):
     slack = SlackStandIn(free_port(), rasa_port=free_port())  # no Rasa server: Socket Mode only
     with slack.run(tmp_path / "standin.log"):
-        yield slack.url
+        yield slack
 
 
 def _get(url: str) -> dict:
@@ -32,9 +32,10 @@ def _post(url: str, body: dict) -> dict:
         return json.load(response)
 
 
-def test_socket_mode_receives_acknowledges_and_answers_in_the_thread(standin):
-    channel = SlackBoltInput(SlackSettings(bot_token="xoxb-standin", socket_mode=True,
-                                           app_token="xapp-standin", api_url=f"{standin}/api/"))
+def test_socket_mode_receives_acknowledges_and_answers_in_the_thread(slack):
+    standin = slack.url
+    channel = SlackBoltInput(SlackSettings(bot_token=slack.bot_token, socket_mode=True,
+                                           app_token=slack.app_token, api_url=f"{standin}/api/"))
     assert channel.settings.missing() == []
     received = []
 
@@ -43,7 +44,7 @@ def test_socket_mode_receives_acknowledges_and_answers_in_the_thread(standin):
         await message.output_channel.send_text_message(message.sender_id, "**Noted**")
 
     async def scenario() -> dict:
-        handler = AsyncSocketModeHandler(channel.bolt_app(on_new_message), "xapp-standin")
+        handler = AsyncSocketModeHandler(channel.bolt_app(on_new_message), slack.app_token)
         await handler.connect_async()
         try:
             sent = await asyncio.to_thread(_post, f"{standin}/_standin/dm",

@@ -3,6 +3,8 @@
 // one and runs `node --test tests/browser/` with
 //   WIDGET_URL   the demo page, e.g. http://localhost:5005/webhooks/widget/chat
 //   CHROMIUM     the browser (default /usr/bin/chromium)
+//   RASA_AUTH_TOKEN  the Rasa HTTP API's token
+//   SHOP_PORT    port of the "another origin" shop page, an origin the server allows (CORS)
 // The tests share one page and run in order: one conversation, as a customer would have it.
 // Screenshots: artifacts/browser/*.png.
 import assert from 'node:assert/strict';
@@ -144,12 +146,14 @@ test('a reply with buttons can be answered by clicking one', async () => {
 
 test('messages the server sends on its own reach the widget (output_channel=latest)', async () => {
   const from = await botMessages().count();
-  // Rasa's HTTP API, called from the page (same origin), as a shop's back end would.
-  const status = await page.evaluate(async (session) => (await fetch(
-    `/conversations/${session}/execute?output_channel=latest`,
+  // Rasa's HTTP API with its token, called from the page (same origin), as a shop's back
+  // end would; without the token it refuses.
+  const execute = (session, token) => page.evaluate(async ([id, key]) => (await fetch(
+    `/conversations/${id}/execute?output_channel=latest${key ? `&token=${key}` : ''}`,
     { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: 'utter_greet' }) })).status, await sessionId());
-  assert.equal(status, 200);
+      body: JSON.stringify({ name: 'utter_greet' }) })).status, [session, token]);
+  assert.equal(await execute(await sessionId(), ''), 401);
+  assert.equal(await execute(await sessionId(), process.env.RASA_AUTH_TOKEN), 200);
   await botSays(/Threadline/, from);
   assert.deepEqual(pageErrors, []);
   await shot('06-pushed');
@@ -161,7 +165,7 @@ test('the README snippet works on a page of another origin', async () => {
     response.writeHead(200, { 'Content-Type': 'text/html' });
     response.end(`<!doctype html><title>Another shop</title><h1>Another shop</h1>${snippet}`);
   });
-  await new Promise((resolve) => shop.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => shop.listen(Number(process.env.SHOP_PORT), '127.0.0.1', resolve));
   try {
     page = await page.context().newPage();
     await page.goto(`http://127.0.0.1:${shop.address().port}/`);

@@ -6,6 +6,7 @@ both servers talk to, all on free local ports. `bot test` trains before it runs 
 The channels' rate limit runs with a short window here (`TEST_RATE_LIMIT`), so the tests see
 a flooding sender refused and served again within seconds; the message-size limit and the
 replies are those of credentials.yml.
+Rasa's HTTP API is locked with a token made for the session (`Assistant.token`).
 """
 
 import json
@@ -13,13 +14,14 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 import yaml
 
 from bot.services import (
     MODELS_DIR, ROOT, Endpoints, SlackStandIn, action_server, free_port, ingest_knowledge,
+    new_token,
     rasa_server, seed_store,
 )
 
@@ -51,9 +53,14 @@ class Assistant:
     store: Path
     slack: SlackStandIn
     credentials: Path
+    token: str
 
     def url(self, path: str) -> str:
         return f"http://localhost:{self.port}{path}"
+
+    def api(self, path: str) -> str:
+        """The URL of an HTTP API endpoint, with the token."""
+        return self.url(f"{path}{'&' if '?' in path else '?'}token={self.token}")
 
     def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
         """Sends one message over the REST channel; returns the bot's messages."""
@@ -66,7 +73,7 @@ class Assistant:
             return json.load(response)
 
     def events(self, sender: str) -> List[Dict[str, Any]]:
-        with urllib.request.urlopen(self.url(f"/conversations/{sender}/tracker"), timeout=60) as response:
+        with urllib.request.urlopen(self.api(f"/conversations/{sender}/tracker"), timeout=60) as response:
             return json.load(response)["events"]
 
 
@@ -83,7 +90,7 @@ def assistant(tmp_path_factory):
     slack = SlackStandIn(free_port(), rasa_port)
     instance = Assistant(rasa_port, endpoints.write(work / "endpoints.yml"), work / "tracker.db",
                          work / "turns.jsonl", work / "rasa.log", store, slack,
-                         credentials_with_test_window(work / "credentials.yml"))
+                         credentials_with_test_window(work / "credentials.yml"), new_token())
     with ExitStack() as stack:
         stack.enter_context(slack.run(work / "slack-standin.log"))
         # a short retry interval, so the outage test sees the queued hand-off posted
@@ -91,15 +98,18 @@ def assistant(tmp_path_factory):
                                           env={**slack.env(), "SLACK_RETRY_S": "1"}))
         instance.server = stack.enter_context(
             rasa_server(rasa_port, instance.endpoints, instance.log_file, env=slack.env(),
-                        credentials=instance.credentials))
-        instance.restart = lambda: _restart(stack, instance)
+                        credentials=instance.credentials, token=instance.token))
+        instance.restart = lambda *args, **kwargs: _restart(stack, instance, *args, **kwargs)
         yield instance
 
 
-def _restart(stack: ExitStack, instance: Assistant) -> None:
-    """Stops the Rasa server and starts a new one on the same tracker store."""
+def _restart(stack: ExitStack, instance: Assistant, credentials: Optional[Path] = None,
+             env: Optional[Dict[str, str]] = None) -> None:
+    """Stops the Rasa server and starts a new one on the same tracker store (with other
+    channel settings and environment variables, if given)."""
     instance.server.terminate()
     instance.server.wait(timeout=30)
     instance.server = stack.enter_context(rasa_server(
-        instance.port, instance.endpoints, instance.log_file, env=instance.slack.env(),
-        credentials=instance.credentials))
+        instance.port, instance.endpoints, instance.log_file,
+        env={**instance.slack.env(), **(env or {})}, token=instance.token,
+        credentials=credentials or instance.credentials))

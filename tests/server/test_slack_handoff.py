@@ -20,6 +20,7 @@ import socketio
 from slack_sdk.signature import SignatureVerifier
 
 STAFF_CHANNEL, DM_CHANNEL, STAFF_USER, BOT_USER = "C0STAFF", "D0STAFF", "U0ALEX", "U0CSBOT"
+OTHER_COLLEAGUE = "U0SAM"  # the stand-in's second colleague
 
 
 class Slack:
@@ -33,6 +34,12 @@ class Slack:
     def messages(self) -> List[Dict[str, Any]]:
         with urllib.request.urlopen(f"{self.assistant.slack.url}/_standin/messages") as response:
             return json.load(response)["messages"]
+
+    def ephemeral(self, user: str, thread_ts: str) -> List[str]:
+        """The texts only `user` saw in the thread (chat.postEphemeral)."""
+        with urllib.request.urlopen(f"{self.assistant.slack.url}/_standin/messages") as response:
+            return [m["text"] for m in json.load(response)["ephemeral"]
+                    if m["ephemeral_to"] == user and m.get("thread_ts") == thread_ts]
 
     def bot_posts(self, channel: str, **match: Any) -> List[Dict[str, Any]]:
         return [m for m in self.messages() if m["channel"] == channel and m.get("bot_id")
@@ -287,8 +294,9 @@ def test_slack_outage_keeps_the_request_and_posts_it_later(slack, assistant):
                    for m in assistant.say(sender, "how much does shipping cost?"))
         time.sleep(2)
         with sqlite3.connect(assistant.store) as db:
+            # waiting, or claimed for a moment by the retry task's next (failing) attempt
             assert db.execute("SELECT status FROM handoffs WHERE conversation_id = ?",
-                              (sender,)).fetchall() == [("waiting",)]
+                              (sender,)).fetchall() in ([("waiting",)], [("posting",)])
     finally:
         slack.outage(False)
     wait_for(lambda: [m for m in slack.bot_posts(STAFF_CHANNEL)
@@ -297,3 +305,52 @@ def test_slack_outage_keeps_the_request_and_posts_it_later(slack, assistant):
     with sqlite3.connect(assistant.store) as db:
         assert db.execute("SELECT status FROM handoffs WHERE conversation_id = ?",
                           (sender,)).fetchall() == [("posted",)]
+
+
+def test_only_the_colleague_who_took_it_answers_or_hands_it_back(slack, assistant):
+    sender = f"held-{uuid.uuid4().hex[:8]}"
+    assistant.say(sender, "I want to talk to a real person")
+    handoff = wait_for(lambda: [m for m in slack.bot_posts(STAFF_CHANNEL)
+                                if (m.get("metadata") or {}).get("event_payload", {})
+                                .get("conversation_id") == sender], what="the hand-off")[0]
+    thread = handoff["ts"]
+
+    def slots() -> Dict[str, Any]:
+        with urllib.request.urlopen(assistant.api(f"/conversations/{sender}/tracker")) as answer:
+            return json.load(answer)["slots"]
+
+    assert slack.click(handoff, "handoff_take", sender) == 200
+    wait_for(lambda: slots()["handoff_status"] == "held", what="Alex holding it")
+    public = len(slack.bot_posts(STAFF_CHANNEL, thread_ts=thread))
+    events = len(assistant.events(sender))
+    notice = "Alex Rivera holds this conversation."  # credentials.yml's held_notice
+
+    attempts = [
+        lambda: slack.send(slack.event(slack.message(
+            STAFF_CHANNEL, "hi, Sam here, I'll take over", thread, user=OTHER_COLLEAGUE))),
+        lambda: slack.send(slack.event(slack.message(
+            STAFF_CHANNEL, "!return", thread, user=OTHER_COLLEAGUE))),
+        lambda: slack.click(handoff, "handoff_return", sender, user=OTHER_COLLEAGUE),
+        lambda: slack.click(handoff, "handoff_take", sender, user=OTHER_COLLEAGUE),
+    ]
+    for number, attempt in enumerate(attempts, 1):
+        assert attempt() == 200
+        wait_for(lambda: len(slack.ephemeral(OTHER_COLLEAGUE, thread)) == number,
+                 what=f"Sam's notice #{number}")
+    assert slack.ephemeral(OTHER_COLLEAGUE, thread) == [notice] * len(attempts)
+    assert slack.ephemeral(STAFF_USER, thread) == []
+    time.sleep(2)
+    # nothing reached the customer or the channel, and Alex still holds it
+    assert len(assistant.events(sender)) == events
+    assert len(slack.bot_posts(STAFF_CHANNEL, thread_ts=thread)) == public
+    assert (slots()["handoff_status"], slots()["handoff_staff"]) == ("held", "Alex Rivera")
+
+    # the holder still answers and hands back
+    reply = slack.message(STAFF_CHANNEL, "Alex here, all sorted.", thread)
+    assert slack.send(slack.event(reply)) == 200
+    wait_for(lambda: any(e["event"] == "bot" and e.get("text") == "Alex here, all sorted."
+                         for e in assistant.events(sender)), what="Alex's reply")
+    assert slack.send(slack.event(slack.message(STAFF_CHANNEL, "!return", thread))) == 200
+    wait_for(lambda: slots()["handoff_status"] == "returned", what="the hand-back")
+    assert not any(e["event"] == "bot" and "Sam here" in (e.get("text") or "")
+                   for e in assistant.events(sender))

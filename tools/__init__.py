@@ -1,0 +1,1 @@
+"""Development and test tools (the local Slack stand-in); not part of the product packages."""
