@@ -79,7 +79,7 @@ def start(port: int, action_port: int, slack_port: int) -> int:
         f"  REST:      curl -s localhost:{port}/webhooks/rest/webhook "
         f"-d '{{\"sender\": \"me\", \"message\": \"where is my order ORD-10012?\"}}'\n"
         f"  API:       {_token_note(port)}\n"
-        f"  listening on {os.environ.get('CSBOT_INTERFACE', services.LOOPBACK)} only; browsers "
+        f"  listening on {os.environ.get('CSBOT_INTERFACE', services.LOOPBACK)}; browsers "
         f"may call it from {' '.join(services.cors_origins(port))} (CSBOT_CORS_ORIGINS)\n"
         f"  (or run `make shell` instead of `make start` to chat in the terminal; Ctrl-C stops)"
     )
