@@ -82,7 +82,7 @@ def test_with_the_token_the_api_works(assistant, conversation):
     # (a model that does not exist, so the running one stays).
     status, _, answer = call(assistant.api("/model"), "PUT",
                              {"model_file": "/nonexistent/model.tar.gz"})
-    assert status == 400 and b"/nonexistent/model.tar.gz" in answer
+    assert status == 400 and "/nonexistent/model.tar.gz" in json.loads(answer)["message"]
 
 
 def _other_addresses() -> list:

@@ -74,8 +74,8 @@ def repository_literals() -> List[str]:
 
 
 def test_the_collector_finds_the_kinds_of_literals_a_secret_could_hide_in():
-    text = 'a = "double-quoted"\nb = \'single-quoted\'\nc = """tri\nple"""\n'
-    assert {"double-quoted", "single-quoted", "tri\nple"} <= literals_of("x.py", text)
+    text = 'a = "double-quoted"\nb = \'single-quoted\'\nc = """triple-\nquoted"""\n'
+    assert {"double-quoted", "single-quoted", "triple-\nquoted"} <= literals_of("x.py", text)
     assert {"unquoted-yaml-value", "key-long-enough"} <= literals_of(
         "x.yml", "key-long-enough: unquoted-yaml-value\n")
     assert "code-span-in-markdown" in literals_of("x.md", "see `code-span-in-markdown`")
