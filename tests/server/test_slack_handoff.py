@@ -321,6 +321,8 @@ def test_only_the_colleague_who_took_it_answers_or_hands_it_back(slack, assistan
 
     assert slack.click(handoff, "handoff_take", sender) == 200
     wait_for(lambda: slots()["handoff_status"] == "held", what="Alex holding it")
+    wait_for(lambda: [m for m in slack.bot_posts(STAFF_CHANNEL, thread_ts=thread)
+                      if "took this conversation" in m["text"]], what="the take notice")
     public = len(slack.bot_posts(STAFF_CHANNEL, thread_ts=thread))
     events = len(assistant.events(sender))
     notice = "Alex Rivera holds this conversation."  # credentials.yml's held_notice
