@@ -274,10 +274,13 @@ def rasa_server(
 def action_server(
     port: int, store: Path, log_file: Path, env: Optional[Dict[str, str]] = None
 ) -> ContextManager[subprocess.Popen]:
-    """`python -m rasa_sdk --actions actions` in the actions env, as a context manager."""
+    """`python -m rasa_sdk --actions actions` in the actions env, as a context manager; it
+    listens on the loopback interface unless SANIC_HOST (rasa-sdk's setting) names another,
+    because anyone who reaches it can run any action on a tracker of their making."""
     command = [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
     return _service("action server", command,
-                    offline_env(CSBOT_STORE_DB=str(store), **(env or {})),
+                    offline_env(CSBOT_STORE_DB=str(store),
+                                SANIC_HOST=os.environ.get("SANIC_HOST", LOOPBACK), **(env or {})),
                     f"http://localhost:{port}/health", log_file, 120)
 
 

@@ -1,6 +1,7 @@
 """Rasa's HTTP API is locked by default: without the token it refuses and changes nothing,
-with it it works; the server listens on this machine's loopback interface only, and browsers
-may call it only from the configured origins."""
+with it it works; the Rasa server, the action server and the Slack stand-in listen on this
+machine's loopback interface only, and browsers may call Rasa only from the configured
+origins."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import subprocess
 import urllib.error
 import urllib.request
 from typing import Any, Dict, Optional, Tuple
+from urllib.parse import urlparse
 
 import psutil
 import pytest
+import yaml
 
 
 def call(url: str, method: str = "GET", body: Optional[Any] = None,
@@ -90,18 +93,26 @@ def _other_addresses() -> list:
     return [address for address in output.split() if not address.startswith("127.")]
 
 
-def test_the_server_listens_on_the_loopback_interface_only(assistant):
-    listening = {c.laddr for c in psutil.Process(assistant.server.pid).net_connections("inet")
-                 if c.status == psutil.CONN_LISTEN}
-    assert listening, "the Rasa server listens nowhere"
-    assert {address.ip for address in listening} == {"127.0.0.1"}
-    assert {address.port for address in listening} == {assistant.port}
-    for address in _other_addresses():  # this machine's other addresses (hostname -I)
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        with socket.socket(family) as sock:
-            sock.settimeout(5)
-            with pytest.raises(ConnectionRefusedError):
-                sock.connect((address, assistant.port))
+def _listening(port: int) -> set:
+    return {c.laddr.ip for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
+def test_the_servers_listen_on_the_loopback_interface_only(assistant):
+    served = {c.laddr for c in psutil.Process(assistant.server.pid).net_connections("inet")
+              if c.status == psutil.CONN_LISTEN}
+    assert {address.port for address in served} == {assistant.port}
+    action_url = yaml.safe_load(assistant.endpoints.read_text())["action_endpoint"]["url"]
+    ports = {"Rasa": assistant.port, "action server": urlparse(action_url).port,
+             "Slack stand-in": assistant.slack.port}
+    for name, port in ports.items():
+        assert _listening(port) == {"127.0.0.1"}, name
+        for address in _other_addresses():  # this machine's other addresses (hostname -I)
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            with socket.socket(family) as sock:
+                sock.settimeout(5)
+                with pytest.raises(ConnectionRefusedError):
+                    sock.connect((address, port))
 
 
 @pytest.mark.parametrize("path", ["/webhooks/rest/webhook", "/socket.io/?EIO=4&transport=polling"])
