@@ -64,7 +64,8 @@ def _token_note(port: int) -> str:
     where = AUTH_TOKEN_FILE.relative_to(ROOT)
     return (f"the HTTP API needs this run's token, in {where} (mode 0600; set RASA_AUTH_TOKEN "
             f"to choose one):\n"
-            f"             curl -s \"localhost:{port}/conversations/me/tracker?token=$(cat {where})\"")
+            f"             curl -s \"localhost:{port}/conversations/me/tracker"
+            f"?token=$(cat {where})\"")
 
 
 def start(port: int, action_port: int, slack_port: int) -> int:

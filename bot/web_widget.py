@@ -137,9 +137,9 @@ class WebWidgetInput(SocketIOInput):
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
             if not self.jwt_key:
                 return True
-            token = (auth or {}).get("token") if isinstance(auth, dict) else None
+            token = auth.get("token") if isinstance(auth, dict) else None
             token = token or parse_qs(environ.get("QUERY_STRING", "")).get("token", [None])[0]
-            payload = decode_bearer_token(token, self.jwt_key, self.jwt_algorithm) if token else None
+            payload = token and decode_bearer_token(token, self.jwt_key, self.jwt_algorithm)
             if not payload:
                 logger.info("socket.io connection %s refused: no valid JWT", sid)
                 return False

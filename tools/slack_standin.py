@@ -22,7 +22,8 @@ Its bot token, signing secret and app token come from SLACK_BOT_TOKEN, SLACK_SIG
 and SLACK_APP_TOKEN (the variables the assistant reads, so one environment configures
 both), else they are random for the run: no secret is a constant anyone could read here.
 
-    python -m tools.slack_standin --port 5080 --events-url http://localhost:5005/webhooks/slack/events
+    python -m tools.slack_standin --port 5080 \\
+        --events-url http://localhost:5005/webhooks/slack/events
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ class Assistant:
             return json.load(response)
 
     def events(self, sender: str) -> List[Dict[str, Any]]:
-        with urllib.request.urlopen(self.api(f"/conversations/{sender}/tracker"), timeout=60) as response:
+        url = self.api(f"/conversations/{sender}/tracker")
+        with urllib.request.urlopen(url, timeout=60) as response:
             return json.load(response)["events"]
 
 
