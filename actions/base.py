@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Text, TypeVar
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.replies import STORE_UNAVAILABLE
+from actions.replies import STORE_UNAVAILABLE, Reply
 from actions.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -27,12 +27,6 @@ T = TypeVar("T")
 async def in_thread(function: Callable[..., T], *args: Any) -> T:
     """Run a blocking store call without blocking other conversations."""
     return await asyncio.to_thread(function, *args)
-
-
-def utter_once(dispatcher: CollectingDispatcher, text: str) -> None:
-    """Send ``text`` unless this run already sent it (two slots may hit the same outage)."""
-    if not any(message.get("text") == text for message in dispatcher.messages):
-        dispatcher.utter_message(text=text)
 
 
 class StoreBacked:
@@ -49,7 +43,7 @@ class StoreAction(StoreBacked, Action, ABC):
     """An action whose store failures become an apology instead of a server error."""
 
     #: What the customer reads when the store cannot be reached.
-    unavailable_text: str = STORE_UNAVAILABLE
+    unavailable_reply: Reply = STORE_UNAVAILABLE
 
     @abstractmethod
     def name(self) -> Text:
@@ -80,5 +74,5 @@ class StoreAction(StoreBacked, Action, ABC):
             return await self.act(dispatcher, tracker, domain, self.store())
         except StoreError:
             logger.exception("%s could not use the store", self.name())
-            dispatcher.utter_message(text=self.unavailable_text)
+            self.unavailable_reply.send(dispatcher)
             return self.events_after_failure(tracker)

@@ -1,13 +1,14 @@
-"""How money and dates read in the assistant's replies."""
+"""How amounts and dates read in the values the actions put into domain responses."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 
-def money(amount: float) -> str:
-    """Dollars with two decimals and thousands separators: ``$1,234.50``."""
-    return f"${amount:,.2f}"
+def amount(value: float) -> str:
+    """Two decimals with thousands separators, ``1,234.50``; the currency symbol is part of
+    the response text in domain.yml."""
+    return f"{value:,.2f}"
 
 
 def day(value: datetime) -> str:

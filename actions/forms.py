@@ -22,7 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import replies
-from actions.base import StoreBacked, in_thread, utter_once
+from actions.base import StoreBacked, in_thread
 from actions.normalise import normalise_email, normalise_order_id
 from actions.store import Store, StoreError
 
@@ -51,12 +51,12 @@ class OrderFormValidation(StoreBacked, FormValidationAction, ABC):
         """Normalise to ``ORD-12345``; reject unknown ids, and an earlier email that doesn't match."""
         order_id = normalise_order_id(slot_value)
         if order_id is None:
-            dispatcher.utter_message(text=replies.order_not_found(slot_value, normalised=False))
+            replies.order_not_found(slot_value, normalised=False).send(dispatcher)
             return {"order_id": None}
         try:
             store = self.store()
             if await in_thread(store.get_order, order_id) is None:
-                dispatcher.utter_message(text=replies.order_not_found(order_id))
+                replies.order_not_found(order_id).send(dispatcher)
                 return {"order_id": None}
             email = normalise_email(tracker.get_slot("email"))
             if (
@@ -64,11 +64,11 @@ class OrderFormValidation(StoreBacked, FormValidationAction, ABC):
                 and not self._checked_here(tracker, "email")
                 and not await self._email_matches(store, order_id, email)
             ):
-                dispatcher.utter_message(text=replies.email_mismatch(order_id))
+                replies.email_mismatch(order_id).send(dispatcher)
                 return {"order_id": order_id, "email": None}
         except StoreError:
             logger.exception("%s could not check order %s", self.name(), order_id)
-            utter_once(dispatcher, replies.STORE_UNAVAILABLE)
+            replies.STORE_UNAVAILABLE.send_once(dispatcher)
             return {"order_id": None}
         return {"order_id": order_id}
 
@@ -82,7 +82,7 @@ class OrderFormValidation(StoreBacked, FormValidationAction, ABC):
         """Lower-case; if the order is already known, the email must be its customer's."""
         email = normalise_email(slot_value)
         if email is None:
-            dispatcher.utter_message(text=replies.invalid_email(slot_value))
+            replies.invalid_email(slot_value).send(dispatcher)
             return {"email": None}
         order_id = normalise_order_id(tracker.get_slot("order_id"))
         if order_id is None:
@@ -91,11 +91,11 @@ class OrderFormValidation(StoreBacked, FormValidationAction, ABC):
             store = self.store()
             order = await in_thread(store.get_order, order_id)
             if order is not None and not await self._email_matches(store, order_id, email):
-                dispatcher.utter_message(text=replies.email_mismatch(order_id))
+                replies.email_mismatch(order_id).send(dispatcher)
                 return {"email": None}
         except StoreError:
             logger.exception("%s could not check the email for %s", self.name(), order_id)
-            utter_once(dispatcher, replies.STORE_UNAVAILABLE)
+            replies.STORE_UNAVAILABLE.send_once(dispatcher)
             return {"email": None}
         return {"email": email}
 
@@ -151,6 +151,6 @@ class ValidateReturnForm(OrderFormValidation):
         text = slot_value if isinstance(slot_value, str) else ""
         reason: Optional[str] = " ".join(text.split()) or None
         if not reason or len(reason.replace(" ", "")) < MIN_REASON_CHARS:
-            dispatcher.utter_message(text=replies.RETURN_REASON_TOO_SHORT)
+            replies.RETURN_REASON_TOO_SHORT.send(dispatcher)
             return {"return_reason": None}
         return {"return_reason": reason}

@@ -23,6 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import StoreAction, in_thread
 from actions.handoff_summary import HandoffSummary, slack_escape
+from actions.replies import Reply
 from actions.staff_channel import (
     StaffChannel, StaffChannelSettings, StaffChannelUnavailable, keep_retrying,
     post_waiting_handoffs,
@@ -30,39 +31,8 @@ from actions.staff_channel import (
 from actions.store import Store
 
 HANDOFF_STATUS = "handoff_status"
-
-
-def handoff_text(reference: int) -> str:
-    """What the customer reads once the request is queued (no staff channel configured)."""
-    return (
-        "Of course! I'm passing you to a colleague from our customer care team. They'll see "
-        "our conversation so far, so you won't have to repeat yourself, and someone will be "
-        f"with you shortly. Your reference is HO-{reference}."
-    )
-
-
-def posted_text(reference: int) -> str:
-    """What the customer reads once a colleague has been asked to join."""
-    return (
-        "Of course! I've asked a colleague from our customer care team to join this chat. "
-        "They'll see our conversation so far, so you won't have to repeat yourself, and "
-        f"anything you write here goes straight to them. Your reference is HO-{reference}."
-    )
-
-
-def unreachable_text(reference: int, email: Optional[str]) -> str:
-    """What the customer reads when the staff channel did not answer."""
-    follow_up = f" by email at {email}" if email else ""
-    return (
-        "I'm sorry, I can't reach our customer care team right now. I've saved your request "
-        f"(reference HO-{reference}) and a colleague will follow up with you{follow_up} as soon "
-        "as they can. Meanwhile, I'm happy to keep helping."
-    )
-
-
-RELAY_FAILED_TEXT = (
-    "I couldn't pass that on to our colleague just now. Please send it again in a moment."
-)
+#: "I couldn't pass that on to our colleague just now …"
+RELAY_FAILED = Reply("utter_relay_failed")
 
 
 class StaffChannelAction(StoreAction, ABC):
@@ -81,11 +51,7 @@ class StaffChannelAction(StoreAction, ABC):
 class ActionHandoff(StaffChannelAction):
     """Records a hand-off request and asks a colleague in the staff channel to take over."""
 
-    unavailable_text = (
-        "I'm sorry, I couldn't pass you to a colleague just now because our system isn't "
-        "responding. Please try again in a few minutes, or use the Contact us page on our "
-        "website to reach our customer care team."
-    )
+    unavailable_reply = Reply("utter_handoff_unavailable")
 
     def name(self) -> Text:
         return "action_handoff"
@@ -100,8 +66,9 @@ class ActionHandoff(StaffChannelAction):
             store.record_handoff, tracker.sender_id, intent, message.get("text")
         )
         settings = self.staff_channel_settings()
+        values = {"reference": f"HO-{reference}"}
         if settings is None:
-            dispatcher.utter_message(text=handoff_text(reference))
+            Reply("utter_handoff_queued", values).send(dispatcher)
             return [SlotSet(HANDOFF_STATUS, "queued")]
         email = tracker.get_slot("email")
         customer = await in_thread(store.customer_by_email, email) if email else None
@@ -110,10 +77,12 @@ class ActionHandoff(StaffChannelAction):
         channel = StaffChannel(settings)
         # Older requests that are still waiting go first; this one is the newest.
         if await post_waiting_handoffs(channel, store) == 0:
-            dispatcher.utter_message(text=posted_text(reference))
+            Reply("utter_handoff_posted", values).send(dispatcher)
             return [SlotSet(HANDOFF_STATUS, "requested")]
         keep_retrying(channel, store)
-        dispatcher.utter_message(text=unreachable_text(reference, email))
+        # the colleague follows up by email when the customer gave one
+        Reply("utter_handoff_unreachable" if email else "utter_handoff_unreachable_no_email",
+              {**values, "email": email}).send(dispatcher)
         return [SlotSet(HANDOFF_STATUS, "queued")]
 
 
@@ -131,11 +100,11 @@ class ActionRelayToStaff(StaffChannelAction):
         settings = self.staff_channel_settings()
         thread = await in_thread(store.handoff_thread, tracker.sender_id)
         if settings is None or thread is None:
-            dispatcher.utter_message(text=RELAY_FAILED_TEXT)
+            RELAY_FAILED.send(dispatcher)
             return []
         try:
             await StaffChannel(settings).post_in_thread(
                 thread[0], thread[1], f"*Customer:* {slack_escape(text)}")
         except StaffChannelUnavailable:
-            dispatcher.utter_message(text=RELAY_FAILED_TEXT)
+            RELAY_FAILED.send(dispatcher)
         return []

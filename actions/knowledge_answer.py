@@ -34,10 +34,8 @@ from rasa_sdk.executor import CollectingDispatcher
 logger = logging.getLogger(__name__)
 
 KNOWLEDGE_FOUND_SLOT = "knowledge_found"
-KNOWLEDGE_UNAVAILABLE = (
-    "I'm sorry, I can't look that up right now. Shall I get a colleague who can help you "
-    "with it?"
-)
+#: The domain response for "I can't look that up right now … shall I get a colleague?".
+KNOWLEDGE_UNAVAILABLE = "utter_knowledge_unavailable"
 #: Extra seconds beyond the generation timeout before the whole answer is abandoned.
 ANSWER_MARGIN_S = 30.0
 
@@ -118,7 +116,7 @@ class ActionAnswerProductQuestion(Action):
                 history=history_of(tracker, turns)), timeout=deadline)
         except Exception:  # noqa: BLE001 - the customer gets an offer of help, never an error
             logger.exception("the knowledge base could not answer %r", question)
-            dispatcher.utter_message(text=KNOWLEDGE_UNAVAILABLE)
+            dispatcher.utter_message(response=KNOWLEDGE_UNAVAILABLE)
             return [SlotSet(KNOWLEDGE_FOUND_SLOT, False)]
         logger.info("knowledge answer (%s%s) for %r", answer.kind,
                     f": {answer.fallback_reason}" if answer.fallback_reason else "", question)

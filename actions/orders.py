@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import replies
 from actions.base import StoreAction, in_thread
-from actions.formatting import day, money
+from actions.formatting import amount, day
 from actions.normalise import normalise_email, normalise_order_id
 from actions.records import (
     RETURN_WINDOW_DAYS,
@@ -26,10 +26,8 @@ from actions.records import (
     ReturnOutcome,
     ReturnResult,
 )
+from actions.replies import Reply
 from actions.store import Store
-
-REFUND_TIME = "within 5-7 business days"
-
 
 async def verified_order(
     dispatcher: CollectingDispatcher, tracker: Tracker, store: Store
@@ -37,118 +35,84 @@ async def verified_order(
     """The order in the slots if it exists and belongs to the email; else explain, ``None``."""
     raw_id = tracker.get_slot("order_id")
     order_id = normalise_order_id(raw_id)
-    if raw_id is None:
-        dispatcher.utter_message(text=replies.ORDER_ID_MISSING)
-        return None
-    if order_id is None:
-        dispatcher.utter_message(text=replies.order_not_found(raw_id, normalised=False))
-        return None
     email = normalise_email(tracker.get_slot("email"))
-    if email is None:
-        dispatcher.utter_message(text=replies.EMAIL_MISSING)
-        return None
-    order = await in_thread(store.get_order, order_id)
-    if order is None:
-        dispatcher.utter_message(text=replies.order_not_found(order_id))
-        return None
-    if not await in_thread(store.email_matches, order_id, email):
-        dispatcher.utter_message(text=replies.email_mismatch(order_id))
-        return None
-    return order
+    order = None
+    if raw_id is None:
+        problem = replies.ORDER_ID_MISSING
+    elif order_id is None:
+        problem = replies.order_not_found(raw_id, normalised=False)
+    elif email is None:
+        problem = replies.EMAIL_MISSING
+    elif (order := await in_thread(store.get_order, order_id)) is None:
+        problem = replies.order_not_found(order_id)
+    elif not await in_thread(store.email_matches, order_id, email):
+        problem = replies.email_mismatch(order_id)
+    else:
+        return order
+    problem.send(dispatcher)
+    return None
 
 
-def status_text(order: Order) -> str:
+def _dates(order: Order) -> Dict[str, str]:
+    """The order's dates as the responses say them (empty where a date does not apply)."""
+    dates = {"created_on": order.created_at, "shipped_on": order.shipped_at,
+             "delivered_on": order.delivered_at, "expected_on": order.expected_delivery}
+    return {name: day(value) if value else "" for name, value in dates.items()}
+
+
+def _values(order: Order, **extra: Any) -> Dict[str, Any]:
+    return {"order_id": order.order_id, "carrier": order.carrier, "tracking": order.tracking,
+            "return_window_days": RETURN_WINDOW_DAYS, **_dates(order), **extra}
+
+
+STATUS_RESPONSES = {
+    OrderStatus.PROCESSING: "utter_order_processing",
+    OrderStatus.SHIPPED: "utter_order_shipped",
+    OrderStatus.DELIVERED: "utter_order_delivered",
+    OrderStatus.CANCELLED: "utter_order_cancelled",
+}
+CANCEL_RESPONSES = {
+    CancelOutcome.CANCELLED: "utter_cancel_done",
+    CancelOutcome.ALREADY_SHIPPED: "utter_cancel_already_shipped",
+    CancelOutcome.ALREADY_DELIVERED: "utter_cancel_already_delivered",
+    CancelOutcome.ALREADY_CANCELLED: "utter_cancel_already_cancelled",
+}
+RETURN_RESPONSES = {
+    ReturnOutcome.ALREADY_OPEN: "utter_return_already_open",
+    ReturnOutcome.FINAL_SALE: "utter_return_final_sale",
+    ReturnOutcome.TOO_LATE: "utter_return_too_late",
+}
+NOT_DELIVERED_RESPONSES = {
+    OrderStatus.SHIPPED: "utter_return_not_delivered_yet",
+    OrderStatus.CANCELLED: "utter_return_order_cancelled",
+}
+
+
+def status_reply(order: Order) -> Reply:
     """Where the order is, with carrier, tracking and dates where they exist."""
-    oid = order.order_id
-    if order.status is OrderStatus.PROCESSING:
-        return (
-            f"Order {oid} is being prepared in our warehouse and hasn't shipped yet "
-            f"(you placed it on {day(order.created_at)}). Orders usually ship within 1-2 "
-            "business days, and you'll get an email with the tracking number as soon as it leaves."
-        )
-    if order.status is OrderStatus.SHIPPED:
-        return (
-            f"Good news: order {oid} is on its way! It shipped with {order.carrier} on "
-            f"{day(order.shipped_at)}, tracking number {order.tracking}. It's expected to "
-            f"arrive on {day(order.expected_delivery)}."
-        )
-    if order.status is OrderStatus.DELIVERED:
-        return (
-            f"Order {oid} was delivered by {order.carrier} on {day(order.delivered_at)} "
-            f"(tracking number {order.tracking})."
-        )
-    return (
-        f"Order {oid} was cancelled, so it won't be shipped. Any payment for it goes back "
-        f"to your original payment method {REFUND_TIME}."
-    )
+    return Reply(STATUS_RESPONSES[order.status], _values(order))
 
 
-def cancel_text(result: CancelResult, order: Order) -> str:
+def cancel_reply(result: CancelResult, order: Order) -> Reply:
     """Confirmation with the refund, or why the order cannot be cancelled."""
-    oid = order.order_id
-    if result.outcome is CancelOutcome.CANCELLED:
-        return (
-            f"Done: order {oid} is cancelled. Your refund of {money(result.refund or 0.0)} "
-            f"goes back to your original payment method {REFUND_TIME}."
-        )
-    if result.outcome is CancelOutcome.ALREADY_SHIPPED:
-        return (
-            f"I'm sorry, order {oid} has already shipped, so it can't be cancelled any more. "
-            f"Once it arrives you can return it within {RETURN_WINDOW_DAYS} days of delivery "
-            "for a refund; just ask me to start a return."
-        )
-    if result.outcome is CancelOutcome.ALREADY_DELIVERED:
-        return (
-            f"Order {oid} has already been delivered, so it can't be cancelled. You can return "
-            f"it instead: items can be returned within {RETURN_WINDOW_DAYS} days of delivery, "
-            "just ask me to start a return."
-        )
-    if result.outcome is CancelOutcome.ALREADY_CANCELLED:
-        return f"Order {oid} is already cancelled, so there's nothing more to do."
-    return replies.order_not_found(oid)
+    if result.outcome not in CANCEL_RESPONSES:
+        return replies.order_not_found(order.order_id)
+    return Reply(CANCEL_RESPONSES[result.outcome],
+                 _values(order, refund=amount(result.refund or 0.0)))
 
 
-def return_text(result: ReturnResult, order: Order) -> str:
+def return_reply(result: ReturnResult, order: Order) -> Reply:
     """The RMA with next steps, or why the order cannot be returned."""
-    oid = order.order_id
-    outcome = result.outcome
-    if outcome is ReturnOutcome.CREATED:
-        return (
-            f"I've opened return {result.rma_id} for order {oid}. Next steps: pack the items "
-            f"with their tags attached, write {result.rma_id} on the parcel, and drop it off "
-            f"with {order.carrier or 'the carrier'} using the prepaid return label we've emailed "
-            f"you. Your refund is issued {REFUND_TIME} after the parcel reaches our warehouse."
-        )
-    if outcome is ReturnOutcome.ALREADY_OPEN:
-        return (
-            f"There's already an open return for order {oid}: {result.rma_id}. Just send the "
-            "parcel with that number on it; there's no need to start another one."
-        )
-    if outcome is ReturnOutcome.FINAL_SALE:
-        return (
-            f"I'm sorry, order {oid} was a final-sale purchase, so it can't be returned "
-            "or exchanged."
-        )
-    if outcome is ReturnOutcome.TOO_LATE:
-        return (
-            f"I'm sorry, order {oid} was delivered on {day(order.delivered_at)}, more than "
-            f"{RETURN_WINDOW_DAYS} days ago, so it's outside our {RETURN_WINDOW_DAYS}-day "
-            "return window and can't be returned."
-        )
-    if outcome is ReturnOutcome.NOT_DELIVERED:
-        if order.status is OrderStatus.SHIPPED:
-            return (
-                f"Order {oid} hasn't been delivered yet, so it can't be returned yet (it's "
-                f"expected on {day(order.expected_delivery)}). Once it arrives you'll have "
-                f"{RETURN_WINDOW_DAYS} days to start a return."
-            )
-        if order.status is OrderStatus.CANCELLED:
-            return f"Order {oid} was cancelled, so there's nothing to return."
-        return (
-            f"Order {oid} hasn't been delivered yet, so there's nothing to return. It hasn't "
-            "shipped either, so I can cancel it for you instead if you like."
-        )
-    return replies.order_not_found(oid)
+    values = _values(order, rma_id=result.rma_id)
+    if result.outcome is ReturnOutcome.CREATED:
+        # a delivered order always has its carrier; the plain wording covers one without
+        return Reply("utter_return_created" if order.carrier else "utter_return_created_no_carrier",
+                     values)
+    if result.outcome is ReturnOutcome.NOT_DELIVERED:
+        return Reply(NOT_DELIVERED_RESPONSES.get(order.status, "utter_return_not_shipped"), values)
+    if result.outcome in RETURN_RESPONSES:
+        return Reply(RETURN_RESPONSES[result.outcome], values)
+    return replies.order_not_found(order.order_id)
 
 
 def _said_yes(value: Any) -> bool:
@@ -168,7 +132,7 @@ class ActionOrderStatus(StoreAction):
     ) -> List[Dict[Text, Any]]:
         order = await verified_order(dispatcher, tracker, store)
         if order is not None:
-            dispatcher.utter_message(text=status_text(order))
+            status_reply(order).send(dispatcher)
         return []
 
 
@@ -188,15 +152,15 @@ class ActionCancelOrder(StoreAction):
         events = [SlotSet("confirm_cancel", None)]
         if not _said_yes(tracker.get_slot("confirm_cancel")):
             order_id = normalise_order_id(tracker.get_slot("order_id"))
-            which = f"order {order_id}" if order_id else "your order"
-            dispatcher.utter_message(
-                text=f"No problem, I haven't cancelled anything: {which} stays as it is."
-            )
+            if order_id:
+                Reply("utter_nothing_cancelled", {"order_id": order_id}).send(dispatcher)
+            else:
+                Reply("utter_nothing_cancelled_no_order").send(dispatcher)
             return events
         order = await verified_order(dispatcher, tracker, store)
         if order is not None:
             result = await in_thread(store.cancel_order, order.order_id)
-            dispatcher.utter_message(text=cancel_text(result, result.order or order))
+            cancel_reply(result, result.order or order).send(dispatcher)
         return events
 
 
@@ -218,5 +182,5 @@ class ActionStartReturn(StoreAction):
         if order is not None:
             reason = tracker.get_slot("return_reason") or "not given"
             result = await in_thread(store.create_return, order.order_id, str(reason))
-            dispatcher.utter_message(text=return_text(result, result.order or order))
+            return_reply(result, result.order or order).send(dispatcher)
         return events

@@ -1,32 +1,42 @@
-"""Reply texts shared by the form validations and the order actions.
+"""What the actions say, as domain responses: a name from domain.yml and its values.
 
-Kept in one place so the validation step and the final action word the same
-situation the same way, and so tests and conversation stories can match them.
-No text ever contains the email stored on an order.
+The words live in the domain's `responses:`, so another assistant rewords or translates
+them without touching Python: an action names a response and passes the values of its
+`{placeholders}`, and Rasa fills them in (`dispatcher.utter_message(response=…, **values)`).
+Kept in one place so the validation step and the final action word the same situation
+the same way. No value ever contains the email stored on an order.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+from rasa_sdk.executor import CollectingDispatcher
 
 from actions.normalise import ORDER_ID_FORMAT
 
-STORE_UNAVAILABLE = (
-    "I'm sorry, I can't reach our order system right now. Please try again in a few "
-    "minutes, or ask for a colleague and they'll help you."
-)
-ORDER_ID_MISSING = (
-    f"I need your order number to do that. It looks like {ORDER_ID_FORMAT} and you'll "
-    "find it in your order confirmation email."
-)
-EMAIL_MISSING = (
-    "To protect your account, I need the email address you used for the order before "
-    "I can do that."
-)
-RETURN_REASON_TOO_SHORT = (
-    "Could you tell me in a few words why you're returning it? For example "
-    '"too small" or "arrived damaged".'
-)
+
+@dataclass(frozen=True)
+class Reply:
+    """A domain response and the values for its placeholders."""
+
+    response: str
+    values: Dict[str, Any] = field(default_factory=dict)
+
+    def send(self, dispatcher: CollectingDispatcher) -> None:
+        dispatcher.utter_message(response=self.response, **self.values)
+
+    def send_once(self, dispatcher: CollectingDispatcher) -> None:
+        """Sends it unless this run already did (two slots may hit the same outage)."""
+        if not any(m.get("response") == self.response for m in dispatcher.messages):
+            self.send(dispatcher)
+
+
+STORE_UNAVAILABLE = Reply("utter_store_unavailable")
+ORDER_ID_MISSING = Reply("utter_order_id_missing", {"order_id_format": ORDER_ID_FORMAT})
+EMAIL_MISSING = Reply("utter_email_missing")
+RETURN_REASON_TOO_SHORT = Reply("utter_return_reason_too_short")
 
 
 def _shown(value: Any, limit: int = 40) -> str:
@@ -37,26 +47,18 @@ def _shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def order_not_found(order_id: Any, normalised: bool = True) -> str:
+def order_not_found(order_id: Any, normalised: bool = True) -> Reply:
     """The id as the store knows it, or quoted as typed when it is not even well formed."""
     shown = order_id if normalised else f'"{_shown(order_id)}"'
-    return (
-        f"I couldn't find order {shown}. Order numbers look like {ORDER_ID_FORMAT}; "
-        "you'll find yours in your order confirmation email."
-    )
+    return Reply("utter_order_not_found",
+                 {"order_id": shown, "order_id_format": ORDER_ID_FORMAT})
 
 
-def email_mismatch(order_id: str) -> str:
+def email_mismatch(order_id: str) -> Reply:
     """Says the email does not match without hinting at the real one."""
-    return (
-        f"Sorry, that email address doesn't match the one on order {order_id}. "
-        "Please give me the email address you used when you placed the order."
-    )
+    return Reply("utter_email_mismatch", {"order_id": order_id})
 
 
-def invalid_email(value: Any) -> str:
+def invalid_email(value: Any) -> Reply:
     """For text that is not an email address at all."""
-    return (
-        f'"{_shown(value)}" doesn\'t look like an email address. '
-        "Could you type it again, like name@example.com?"
-    )
+    return Reply("utter_invalid_email", {"typed": _shown(value)})

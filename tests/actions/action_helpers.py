@@ -6,16 +6,21 @@ Kept out of ``conftest.py`` so test modules can import them by name.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.schema import TABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The domain's responses, which the actions name instead of holding texts.
+RESPONSES: Dict[str, List[Dict[str, Any]]] = yaml.safe_load(
+    (REPO_ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
 
 #: The parts of a Rasa 3.6 domain the validation actions read.
 DOMAIN: Dict[str, Any] = {
@@ -97,12 +102,24 @@ def make_tracker(
     return Tracker(sender_id, all_slots, latest, events, False, None, loop, "action_listen")
 
 
+def rendered(message: Dict[str, Any], slots: Dict[str, Any]) -> str:
+    """The text the customer reads for a message an action sent: a domain response filled
+    the way Rasa's response generator does (`rasa.core.nlg.interpolator.interpolate_text`:
+    slot values, overridden by the values the action passed). A placeholder with no value
+    fails here, where Rasa would show the raw `{name}` to the customer."""
+    name = message.get("response")
+    if not name:
+        return message["text"]
+    (variation,) = RESPONSES[name]  # the actions' responses have one wording each
+    return re.sub(r"{([^\n{}]+?)}", r"{0[\1]}", variation["text"]).format({**slots, **message})
+
+
 def run(action: Action, tracker: Tracker, domain: Optional[Dict[str, Any]] = None
         ) -> Tuple[List[str], List[Dict[str, Any]]]:
-    """Run an action like the SDK does; returns (texts sent, events returned)."""
+    """Run an action like the SDK does; returns (texts the customer reads, events returned)."""
     dispatcher = CollectingDispatcher()
     events = asyncio.run(action.run(dispatcher, tracker, domain or DOMAIN))
-    return [m["text"] for m in dispatcher.messages], events
+    return [rendered(m, tracker.slots) for m in dispatcher.messages], events
 
 
 def slot_values(events: List[Dict[str, Any]]) -> Dict[str, Any]:

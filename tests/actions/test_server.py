@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
-from action_helpers import DOMAIN, REPO_ROOT, owner_email
+from action_helpers import DOMAIN, REPO_ROOT, owner_email, rendered
 
 CONTRACT_ACTIONS = {
     "action_order_status", "action_cancel_order", "action_start_return", "action_answer_product_question",
@@ -129,7 +129,8 @@ def test_order_status_over_http(server):
     result = _post(f"{server}/webhook", body)
     assert result["events"] == []
     [response] = result["responses"]
-    assert response["text"].startswith("Good news: order ORD-10012 is on its way!")
+    assert rendered(response, body["tracker"]["slots"]).startswith(
+        "Good news: order ORD-10012 is on its way!")
 
 
 def test_form_validation_over_http(server):
@@ -146,7 +147,8 @@ def test_cancel_over_http_changes_the_store(server, db):
                         {"order_id": "ORD-10010", "email": owner_email("ORD-10010"),
                          "confirm_cancel": True}, text="yes", intent="affirm")
     result = _post(f"{server}/webhook", body)
-    assert result["responses"][0]["text"].startswith("Done: order ORD-10010 is cancelled.")
+    assert rendered(result["responses"][0], body["tracker"]["slots"]).startswith(
+        "Done: order ORD-10010 is cancelled.")
     assert [(e["event"], e["name"], e["value"]) for e in result["events"]] == [
         ("slot", "confirm_cancel", None)]
     assert db.execute("SELECT status FROM orders WHERE order_id = 'ORD-10010'").fetchone()[0] == (

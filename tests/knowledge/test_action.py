@@ -98,7 +98,7 @@ def test_missing_index_is_an_apology_not_an_error(served, monkeypatch, tmp_path)
     monkeypatch.setenv("CSBOT_KNOWLEDGE_INDEX", str(tmp_path / "no-index"))
     knowledge_answer.reset_shared_assistant()
     messages, events = run(served, make_tracker("how much is shipping?"))
-    assert len(messages) == 1 and messages[0]["text"] == KNOWLEDGE_UNAVAILABLE
+    assert len(messages) == 1 and messages[0]["response"] == KNOWLEDGE_UNAVAILABLE
     assert not messages[0]["custom"]
     assert events[0]["value"] is False
 
@@ -108,7 +108,7 @@ def test_tampered_index_is_an_apology_not_an_error(served, monkeypatch, index_co
     monkeypatch.setenv("CSBOT_KNOWLEDGE_INDEX", str(index_copy))
     knowledge_answer.reset_shared_assistant()
     messages, events = run(served, make_tracker("how much is shipping?"))
-    assert messages[0]["text"] == KNOWLEDGE_UNAVAILABLE and events[0]["value"] is False
+    assert messages[0]["response"] == KNOWLEDGE_UNAVAILABLE and events[0]["value"] is False
 
 
 def test_history_is_the_turns_before_the_question():
