@@ -7,10 +7,8 @@ nothing here imports from `actions/`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / ".data"
+LOGS_DIR = DATA_DIR / "logs"
 MODELS_DIR = ROOT / "models"
 AUTH_TOKEN_FILE = DATA_DIR / "auth-token"
 #: Where Rasa listens unless CSBOT_INTERFACE says otherwise: this machine only.
@@ -99,10 +98,26 @@ def serving_args(port: int, origins: Optional[List[str]] = None) -> List[str]:
             "--port", str(port), "--cors", *(origins or cors_origins(port))]
 
 
-def run(command: List[str], what: str, env: Optional[Dict[str, str]] = None) -> None:
-    """Runs a step in the foreground, streaming its output; a failure stops with its name."""
-    log(what)
-    if subprocess.run(command, cwd=ROOT, env=env or offline_env()).returncode != 0:
+def run(
+    command: List[str], what: str, env: Optional[Dict[str, str]] = None,
+    log_file: Optional[Path] = None,
+) -> None:
+    """Runs a step in the foreground; a failure stops with its name.
+
+    With `log_file` the step's output (progress bars, TensorFlow's and the encoder's load
+    reports) goes there and the console gets one line; a failure prints the log's tail.
+    """
+    log(what if log_file is None else f"{what}; log: {shown(log_file)}")
+    if log_file is None:
+        code = subprocess.run(command, cwd=ROOT, env=env or offline_env()).returncode
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as output:
+            code = subprocess.run(command, cwd=ROOT, env=env or offline_env(), stdout=output,
+                                  stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        if log_file is not None:
+            print("".join(log_file.read_text(errors="replace").splitlines(True)[-40:]))
         raise ServiceError(f"{what} failed (command: {' '.join(command)})")
 
 
@@ -124,53 +139,20 @@ def check_yaml() -> None:
             raise ServiceError(str(error)) from error
 
 
-def sentiment_settings() -> Optional[Dict[str, str]]:
-    """The SentimentAnalyzer's options in config.yml when it uses the LoRA analyser."""
-    pipeline = (yaml.safe_load((ROOT / "config.yml").read_text()) or {}).get("pipeline") or []
-    for component in pipeline:
-        if str(component.get("name", "")).endswith("SentimentAnalyzer"):
-            if component.get("analyser") == "lora":
-                return {
-                    "model_path": component.get("model_path", "models/sentiment"),
-                    "training_data": component.get("training_data", "data/sentiment/train.csv"),
-                }
-    return None
-
-
-def train_sentiment() -> None:
-    """Trains the LoRA sentiment analyser that config.yml asks for, when its data changed.
-
-    It is trained from a labelled CSV rather than from Rasa's NLU data, so Rasa's own
-    fingerprinting cannot see it; a stamp with the hash of the CSV and of the training code
-    plays that role.
-    """
-    settings = sentiment_settings()
-    if settings is None:
-        return
-    data, model = ROOT / settings["training_data"], ROOT / settings["model_path"]
-    digest = hashlib.sha256()
-    for source in (data, ROOT / "nlu" / "lora.py", ROOT / "nlu" / "sentiment_analysers.py"):
-        digest.update(source.read_bytes())
-    stamp = model / ".source-sha256"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
-        log(f"sentiment analyser up to date ({model.relative_to(ROOT)})")
-        return
-    log(f"training the LoRA sentiment analyser on {data.relative_to(ROOT)}")
-    from nlu.sentiment_analysers import train_lora
-
-    shutil.rmtree(model, ignore_errors=True)
-    train_lora(data, model)
-    stamp.write_text(digest.hexdigest())
+def shown(path: Path) -> str:
+    """A path as the reader would type it: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def train() -> None:
-    """`rasa train`; Rasa itself skips the parts whose data and config did not change."""
+    """`rasa train` (every model, the sentiment analyser too); Rasa itself skips the parts
+    whose data and config did not change."""
     check_yaml()
-    train_sentiment()
     run(
         rasa("train", "--domain", "domain.yml", "--config", "config.yml", "--data", "data",
              "--out", str(MODELS_DIR)),
-        "training the assistant (rasa train; cached when nothing changed)",
+        "training the assistant with `rasa train` (seconds when nothing changed, several "
+        "minutes the first time)", log_file=LOGS_DIR / "train.log",
     )
 
 
@@ -182,7 +164,8 @@ def knowledge(*args: str) -> List[str]:
 def ingest_knowledge() -> None:
     """Builds or updates the product-knowledge index (only changed files are re-embedded)."""
     run(knowledge("ingest", "--no-progress"),
-        "indexing the knowledge base (data/knowledge; incremental)")
+        "indexing the knowledge base (data/knowledge; incremental)",
+        log_file=LOGS_DIR / "knowledge.log")
 
 
 def seed_store(database: Path, reset: bool = False) -> None:
@@ -244,8 +227,11 @@ def _service(
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
         try:
-            wait_until_healthy(health_url, process, name, timeout)
-            log(f"{name} up at {health_url.rsplit('/', 1)[0]} (log: {log_file})")
+            try:
+                wait_until_healthy(health_url, process, name, timeout)
+            except ServiceError as error:
+                raise ServiceError(f"{error}; its log: {shown(log_file)}") from error
+            log(f"{name} up at {health_url.rsplit('/', 1)[0]} (log: {shown(log_file)})")
             yield process
         finally:
             process.terminate()

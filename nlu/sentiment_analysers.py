@@ -76,8 +76,10 @@ class VaderAnalyser:
 class LoRAAnalyser:
     """Our LoRA fine-tuned encoder (same recipe as the intent classifier), from `train_lora`."""
 
-    def __init__(self, model_dir: Path, device: Optional[str] = None) -> None:
-        self.name = f"lora:{Path(model_dir).name}"
+    def __init__(
+        self, model_dir: Path, device: Optional[str] = None, name: Optional[str] = None
+    ) -> None:
+        self.name = name or f"lora:{Path(model_dir).name}"
         self._model = LoRASentenceClassifier.load(Path(model_dir), device=device)
         missing = set(LABELS) - set(self._model.labels)
         if missing:
