@@ -1,4 +1,6 @@
-"""Action server of the Threadline customer-service demo (contract: docs/demo-assistant.md).
+"""The action server's actions: orders, forms, hand-off, product knowledge (rasa-sdk).
+
+The demo assistant's contract with them: docs/demo-assistant.md.
 
 Started with ``python -m rasa_sdk --actions actions``; importing the action
 modules here registers every ``Action`` subclass with the SDK's executor.
