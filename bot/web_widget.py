@@ -44,6 +44,7 @@ import json
 import logging
 import re
 import uuid
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 from urllib.parse import parse_qs
@@ -96,8 +97,22 @@ class WebWidgetOutput(SocketIOOutput):
             recipient_id, {"text": sources_markdown(sources)} if sources else json_message)
 
 
+@dataclass(frozen=True)
+class WidgetSettings:
+    """What the customer sees, from this channel's entry in credentials.yml: the widget's
+    texts, and the HTML page served at /webhooks/widget/chat (relative to the directory Rasa
+    runs in; none by default, the demo names its shop page)."""
+
+    title: str = "Customer support"
+    subtitle: str = ""
+    input_hint: str = "Type a message..."
+    page: Optional[str] = None
+
+
 class WebWidgetInput(SocketIOInput):
     """Socket.io channel for the rasa-webchat widget, plus the widget's page and scripts."""
+
+    widget = WidgetSettings()
 
     def __init__(self, *args: Any, limits: Optional[ChannelLimits] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -105,8 +120,13 @@ class WebWidgetInput(SocketIOInput):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WebWidgetInput":
+        """Rasa's socket.io options, plus the `limits` and the `WidgetSettings` ones."""
+        credentials = dict(credentials or {})
+        own = {f.name: credentials.pop(f.name) for f in fields(WidgetSettings)
+               if f.name in credentials}
         channel = super().from_credentials(credentials)
         channel.limits = ChannelLimits.from_credentials(credentials)
+        channel.widget = WidgetSettings(**own)
         return channel
 
     def url_prefix(self) -> Text:
@@ -176,9 +196,12 @@ class WebWidgetInput(SocketIOInput):
         @blueprint.route("/embed.js", methods=["GET"])
         async def embed(_: Request) -> HTTPResponse:
             script = (WEB_DIR / "embed.js").read_text()
-            return response.text(
-                script.replace('"__SOCKET_PATH__"', json.dumps(self.socketio_path)),
-                content_type="application/javascript; charset=utf-8")
+            for placeholder, value in (("__SOCKET_PATH__", self.socketio_path),
+                                       ("__TITLE__", self.widget.title),
+                                       ("__SUBTITLE__", self.widget.subtitle),
+                                       ("__INPUT_HINT__", self.widget.input_hint)):
+                script = script.replace(f'"{placeholder}"', json.dumps(value))
+            return response.text(script, content_type="application/javascript; charset=utf-8")
 
         @blueprint.route("/webchat.js", methods=["GET"])
         async def webchat(_: Request) -> HTTPResponse:
@@ -190,6 +213,9 @@ class WebWidgetInput(SocketIOInput):
 
         @blueprint.route("/chat", methods=["GET"])
         async def chat(_: Request) -> HTTPResponse:
-            return await response.file(WEB_DIR / "chat.html", mime_type="text/html")
+            if not self.widget.page:
+                return response.text("no page configured (`page:` of this channel in "
+                                     "credentials.yml)", status=404)
+            return await response.file(Path(self.widget.page), mime_type="text/html")
 
         return blueprint

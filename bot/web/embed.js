@@ -1,4 +1,4 @@
-/* Threadline's customer chat widget for any page:
+/* The customer chat widget for any page:
  *   <script src="http://localhost:5005/webhooks/widget/embed.js"></script>
  * Loads rasa-webchat from the same server (no CDN) and connects it to that server's
  * socket.io channel. The conversation (its session id and messages) is kept in the
@@ -17,9 +17,9 @@
       socketUrl: here.origin + (script.dataset.token
         ? "?token=" + encodeURIComponent(script.dataset.token) : ""),
       socketPath: "__SOCKET_PATH__",
-      title: "Threadline support",
-      subtitle: "Orders, returns, products",
-      inputTextFieldHint: "Ask about an order, a return or a product",
+      title: "__TITLE__",
+      subtitle: "__SUBTITLE__",
+      inputTextFieldHint: "__INPUT_HINT__",
       params: { storage: "local" }
     }, null);
   };

@@ -126,3 +126,28 @@ def test_messages_reply_through_the_widget_output_and_empty_ones_are_dropped():
     message = on_new_message.await_args.args[0]
     assert (message.text, message.sender_id, message.input_channel) == ("hi", "abc", "socketio")
     assert isinstance(message.output_channel, WebWidgetOutput)
+
+
+def served(channel: WebWidgetInput, path: str) -> Tuple[int, str]:
+    """What the channel's route `path` answers (its handlers read nothing of the request)."""
+    routes = {route.uri: route.handler for route in channel.blueprint(AsyncMock())._future_routes}
+    response = asyncio.run(routes[path](None))
+    return response.status, response.body.decode()
+
+
+def test_the_widget_says_what_the_assistants_credentials_say(tmp_path):
+    page = tmp_path / "shop.html"
+    page.write_text("<h1>Voltmart</h1>")
+    channel = WebWidgetInput.from_credentials({
+        "session_persistence": True, "title": "Voltmart help", "subtitle": "Electronics",
+        "input_hint": "Ask about a laptop", "page": str(page)})
+    assert channel.session_persistence
+    status, script = served(channel, "/embed.js")
+    assert status == 200
+    assert 'title: "Voltmart help"' in script and 'inputTextFieldHint: "Ask about a laptop"' in script
+    assert "__" not in script  # every placeholder filled
+    assert served(channel, "/chat") == (200, "<h1>Voltmart</h1>")
+    plain = WebWidgetInput.from_credentials({})
+    status, script = served(plain, "/embed.js")
+    assert 'title: "Customer support"' in script and "hreadline" not in script
+    assert served(plain, "/chat")[0] == 404  # no demo page unless configured
