@@ -21,11 +21,11 @@ import signal
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from bot import services
 from bot.services import (
-    AUTH_TOKEN_FILE, DATA_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log,
+    AUTH_TOKEN_FILE, DATA_DIR, LOGS_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log, shown,
 )
 
 
@@ -33,29 +33,15 @@ def _stop(signum: int, _: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _serve(rasa_args: List[str], action_port: int, slack: Optional[SlackStandIn] = None,
-           token: str = "") -> int:
-    """Seeds the store, starts the action server (and the Slack stand-in), then runs Rasa in
-    the foreground (its HTTP API behind `token`)."""
+def _prepare(action_port: int) -> Tuple[Path, Path]:
+    """Trains if needed, indexes the knowledge base, seeds the store; returns the store and
+    this run's endpoints file."""
     services.train()
     services.ingest_knowledge()
     store = DATA_DIR / "store.db"
     services.seed_store(store)
     endpoints = Endpoints(action_port, DATA_DIR / "tracker.db").write(DATA_DIR / "endpoints.yml")
-    slack_env = slack.env() if slack else {}
-    signal.signal(signal.SIGTERM, _stop)  # `kill` stops the child servers too, like Ctrl-C
-    with ExitStack() as running:
-        if slack:
-            running.enter_context(slack.run(DATA_DIR / "logs" / "slack-standin.log"))
-        running.enter_context(services.action_server(
-            action_port, store, DATA_DIR / "logs" / "action-server.log", env=slack_env))
-        command = services.rasa(*rasa_args, "--model", "models", "--endpoints", str(endpoints),
-                                "--credentials", "credentials.yml")
-        try:
-            return subprocess.run(command, cwd=ROOT, env=services.offline_env(
-                **slack_env, RASA_AUTH_TOKEN=token)).returncode
-        except KeyboardInterrupt:
-            return 0
+    return store, endpoints
 
 
 def _token_note(port: int) -> str:
@@ -69,27 +55,58 @@ def _token_note(port: int) -> str:
 
 
 def start(port: int, action_port: int, slack_port: int) -> int:
+    """Runs the assistant until Ctrl-C: every server's output goes to its log file in
+    .data/logs, and the console says what is happening and where to go."""
     slack = None if os.environ.get("SLACK_BOT_TOKEN") else SlackStandIn(slack_port, port)
-    staff = (f"the local Slack stand-in at {slack.url}/ (no SLACK_BOT_TOKEN set)" if slack
-             else "your Slack workspace (SLACK_BOT_TOKEN is set)")
+    log("starting the assistant: train if needed, index the knowledge base, prepare the demo "
+        "store, then start the servers" + (" (with the local Slack stand-in)" if slack else ""))
+    store, endpoints = _prepare(action_port)
     token = services.auth_token()
-    log(
-        f"starting the assistant; when Rasa says the server is up:\n"
-        f"  customers: open http://localhost:{port}/webhooks/widget/chat (the web widget)\n"
-        f"  staff:     hand-offs and `@csbot` chats arrive in {staff}\n"
-        f"  REST:      curl -s localhost:{port}/webhooks/rest/webhook "
-        f"-d '{{\"sender\": \"me\", \"message\": \"where is my order ORD-10012?\"}}'\n"
-        f"  API:       {_token_note(port)}\n"
-        f"  listening on {os.environ.get('CSBOT_INTERFACE', services.LOOPBACK)}; browsers "
-        f"may call it from {' '.join(services.cors_origins(port))} (CSBOT_CORS_ORIGINS)\n"
-        f"  (or run `make shell` instead of `make start` to chat in the terminal; Ctrl-C stops)"
-    )
-    return _serve(["run", *services.serving_args(port)], action_port, slack, token)
+    slack_env = slack.env() if slack else {}
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops the child servers too, like Ctrl-C
+    with ExitStack() as running:
+        try:
+            if slack:
+                running.enter_context(slack.run(LOGS_DIR / "slack-standin.log"))
+            running.enter_context(services.action_server(
+                action_port, store, LOGS_DIR / "action-server.log", env=slack_env))
+            log("starting the Rasa server (loading the model takes a minute)")
+            rasa = running.enter_context(services.rasa_server(
+                port, endpoints, LOGS_DIR / "rasa.log", env=slack_env, token=token))
+            staff = (f"the local Slack stand-in's staff page, {slack.url}/ (no SLACK_BOT_TOKEN "
+                     f"set)" if slack else "your Slack workspace (SLACK_BOT_TOKEN is set)")
+            log(
+                f"ready at http://localhost:{port}/webhooks/widget/chat\n"
+                f"  customers: open that page and chat in the web widget\n"
+                f"  staff:     hand-offs and `@csbot` chats arrive in {staff}\n"
+                f"  REST:      curl -s localhost:{port}/webhooks/rest/webhook "
+                f"-d '{{\"sender\": \"me\", \"message\": \"where is my order ORD-10012?\"}}'\n"
+                f"  API:       {_token_note(port)}\n"
+                f"  listening on {os.environ.get('CSBOT_INTERFACE', services.LOOPBACK)}; browsers "
+                f"may call it from {' '.join(services.cors_origins(port))} (CSBOT_CORS_ORIGINS)\n"
+                f"  logs:      {shown(LOGS_DIR)}/ (rasa.log, action-server.log, train.log, ...)\n"
+                f"  Ctrl-C stops everything; `make shell` chats in the terminal instead"
+            )
+            return rasa.wait()
+        except KeyboardInterrupt:
+            log("stopping")
+            return 0
 
 
 def shell(action_port: int) -> int:
-    """`rasa shell`: its REST channel listens on the loopback interface only, no HTTP API."""
-    return _serve(["shell", "--interface", services.LOOPBACK], action_port)
+    """`rasa shell` in this terminal, with the action server running in the background; its
+    REST channel listens on the loopback interface only, no HTTP API."""
+    store, endpoints = _prepare(action_port)
+    signal.signal(signal.SIGTERM, _stop)
+    with ExitStack() as running:
+        running.enter_context(services.action_server(
+            action_port, store, LOGS_DIR / "action-server.log"))
+        command = services.rasa("shell", "--interface", services.LOOPBACK, "--model", "models",
+                                "--endpoints", str(endpoints), "--credentials", "credentials.yml")
+        try:
+            return subprocess.run(command, cwd=ROOT, env=services.offline_env()).returncode
+        except KeyboardInterrupt:
+            return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -29,7 +29,8 @@ from bot.services import (
 
 ARTIFACTS = ROOT / "artifacts"
 # Which interpreter runs which tests: the process boundary is the folder boundary.
-RASA_SIDE = ["tests/nlu", "tests/bot", "tests/policies"]
+# tests/adoption: another business's own Rasa project trained and served from this framework
+RASA_SIDE = ["tests/nlu", "tests/bot", "tests/policies", "tests/adoption"]
 ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
 # Need the trained model: run after the stories, which train it.
 SERVER = ["tests/server"]

@@ -81,10 +81,16 @@ def trained_lora(tmp_path_factory, rasa_cache):
     persisted into a model storage; returns the storage and the component's config."""
     work = tmp_path_factory.mktemp("lora-sentiment")
     config = {"analyser": "lora", "training_data": str(subset_csv(work / "train.csv")), **FAST}
-    storage = LocalModelStorage(work / "storage")
+    storage = storage_at(work / "storage")
     trainer = SentimentAnalyzer.create(config, storage, Resource("sentiment"), CONTEXT)
     trainer.train(TrainingData())
     return storage, config
+
+
+def storage_at(path: Path) -> LocalModelStorage:
+    """A model storage in a new folder, as Rasa gives every training."""
+    path.mkdir(parents=True)
+    return LocalModelStorage(path)
 
 
 def loaded(storage, config) -> SentimentAnalyzer:
@@ -120,12 +126,12 @@ def test_retraining_on_the_same_csv_reuses_the_last_training(trained_lora, tmp_p
         raise AssertionError("trained again")
 
     monkeypatch.setattr(sentiment_module, "train_lora", must_not_train)
-    storage = LocalModelStorage(tmp_path / "again")
+    storage = storage_at(tmp_path / "again")
     SentimentAnalyzer.create(config, storage, Resource("sentiment"), CONTEXT).train(TrainingData())
     results = scored(loaded(storage, config), "this is the worst service ever, I am absolutely furious")
     assert results[0]["label"] == "negative"
     with pytest.raises(AssertionError, match="trained again"):  # other options: a new training
-        SentimentAnalyzer.create({**config, "seed": 1}, LocalModelStorage(tmp_path / "other"),
+        SentimentAnalyzer.create({**config, "seed": 1}, storage_at(tmp_path / "other"),
                                  Resource("sentiment"), CONTEXT).train(TrainingData())
 
 
@@ -172,7 +178,7 @@ def test_unknown_analyser_missing_csv_and_untrained_model_fail_with_a_clear_mess
     with pytest.raises(InvalidConfigException, match="missing.csv' is not a file"):
         component(tmp_path, **missing).train(TrainingData())
     with pytest.raises(InvalidConfigException, match="rasa train"):
-        loaded(LocalModelStorage(tmp_path / "empty"), missing)
+        loaded(storage_at(tmp_path / "empty"), missing)
 
 
 def test_a_bad_label_fails_rasa_train_with_its_line(tmp_path):
