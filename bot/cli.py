@@ -87,7 +87,9 @@ def start(port: int, action_port: int, slack_port: int) -> int:
                 f"  logs:      {shown(LOGS_DIR)}/ (rasa.log, action-server.log, train.log, ...)\n"
                 f"  Ctrl-C stops everything; `make shell` chats in the terminal instead"
             )
-            return rasa.wait()
+            code = rasa.wait()
+            log(f"the Rasa server stopped (exit code {code}); see {shown(LOGS_DIR)}/rasa.log")
+            return code
         except KeyboardInterrupt:
             log("stopping")
             return 0
