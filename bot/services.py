@@ -117,7 +117,10 @@ def run(
                                   stderr=subprocess.STDOUT).returncode
     if code != 0:
         if log_file is not None:
-            print("".join(log_file.read_text(errors="replace").splitlines(True)[-40:]))
+            # the log's last 40 lines, each as the terminal showed it (progress bars redraw
+            # their line with carriage returns)
+            lines = log_file.read_text(errors="replace").split("\n")[-40:]
+            print("\n".join(line.rsplit("\r", 1)[-1] for line in lines))
         raise ServiceError(f"{what} failed (command: {' '.join(command)})")
 
 
