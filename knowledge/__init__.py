@@ -1,7 +1,8 @@
-"""Product knowledge for the Threadline assistant (action server side, actions env).
+"""Product knowledge of the assistant (action server side, actions env).
 
 Documents (Markdown, HTML, PDF, text, CSV catalogues, JSON) are ingested into a signed
-FAISS index (``ingest``, ``loaders``, ``chunking``, ``embeddings``, ``index_store``);
+FAISS + BM25 index (``ingest``, ``loaders``, ``chunking``, ``embeddings``, ``lexical``,
+``index_store``);
 questions are answered from it (``retrieve``, ``prompt``, ``generate``, ``grounding``,
 ``extractive``, ``injection``), all tied together by ``assistant.KnowledgeAssistant``.
 Settings: ``knowledge.yml`` at the repository root (``config``). Command line:

@@ -95,11 +95,21 @@ class IndexSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    """Top-k similarity search, the "I don't know" threshold, MMR, the product filter."""
+    """Hybrid search, the "I don't know" threshold, MMR, the product filter."""
 
     k: int = Field(3, gt=0)
-    #: Cosine similarity of the best passage below which the assistant says it does not know.
-    score_threshold: float = Field(0.43, ge=-1.0, le=1.0)
+    #: Dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank; False: dense only.
+    hybrid: bool = True
+    #: Chunks of each ranking that enter the fusion.
+    candidates: int = Field(30, gt=0)
+    rrf_k: float = Field(60.0, gt=0)
+    dense_weight: float = Field(1.0, ge=0.0)
+    lexical_weight: float = Field(1.0, ge=0.0)
+    #: A passage's confidence = cosine similarity + coverage_weight x the share of the
+    #: question's idf-weighted words it contains. Below ``score_threshold`` for every
+    #: passage, the assistant says it does not know (tuned on benchmarks/rag_eval's dev split).
+    coverage_weight: float = Field(0.3, ge=0.0)
+    score_threshold: float = Field(0.57, ge=-1.0, le=3.0)
     mmr: bool = False
     fetch_k: int = Field(20, gt=0)
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)

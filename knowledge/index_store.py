@@ -7,12 +7,13 @@ An index folder holds:
 
 ``index.faiss``     the vectors, written by ``faiss.write_index`` (FAISS's own binary format)
 ``docstore.json``   every chunk's text and metadata, in the order of the vectors
+``bm25.json``       every chunk's BM25 tokens, in the same order (``lexical``)
 ``manifest.json``   what built it (encoder, dimension, index type, chunk settings), the
-                    SHA-256 of the two files above, and each source file's hash (for
+                    SHA-256 of the three files above, and each source file's hash (for
                     incremental re-ingestion)
 ``manifest.sig``    HMAC-SHA256 of ``manifest.json`` under the index key
 
-``load_index`` checks the signature and both checksums *before* it parses
+``load_index`` checks the signature and every checksum *before* it parses
 anything else, and refuses a folder that fails with ``IndexIntegrityError``, so
 even FAISS's binary reader only sees bytes this project wrote. The key comes
 from ``$CSBOT_KNOWLEDGE_KEY`` (``index.key_env``) when set, else from
@@ -39,10 +40,13 @@ import numpy as np
 
 from knowledge.config import IndexSettings, resolve_path
 
-FORMAT_NAME = "threadline-knowledge-index"
-FORMAT_VERSION = 1
+FORMAT_NAME = "csbot-knowledge-index"
+#: Version 2 added the BM25 tokens (``bm25.json``); a version-1 index is rebuilt by ingest.
+FORMAT_VERSION = 2
 INDEX_FILE = "index.faiss"
 DOCSTORE_FILE = "docstore.json"
+LEXICAL_FILE = "bm25.json"
+DATA_FILES = (INDEX_FILE, DOCSTORE_FILE, LEXICAL_FILE)
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 
@@ -62,6 +66,7 @@ class StoredIndex:
     index: Any  # faiss.Index
     chunks: List[Dict[str, Any]]  # {"id", "text", "metadata"} in vector order
     manifest: Dict[str, Any] = field(default_factory=dict)
+    lexical: Dict[str, Any] = field(default_factory=dict)  # bm25.json: tokens in vector order
 
 
 # ----------------------------------------------------------------------------- the key
@@ -172,12 +177,13 @@ def all_vectors(index: Any) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- save / load
 def save_index(path: Path, index: Any, chunks: List[Dict[str, Any]], manifest: Dict[str, Any],
-               key: bytes) -> Path:
-    """Write the four files into a new folder and swap it in place of ``path``."""
+               key: bytes, lexical: Dict[str, Any]) -> Path:
+    """Write the five files into a new folder and swap it in place of ``path``."""
     import faiss
 
-    if index.ntotal != len(chunks):
-        raise ValueError(f"{index.ntotal} vectors but {len(chunks)} chunks")
+    if index.ntotal != len(chunks) or len(lexical.get("tokens", [])) != len(chunks):
+        raise ValueError(f"{index.ntotal} vectors, {len(lexical.get('tokens', []))} token lists "
+                         f"but {len(chunks)} chunks")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
@@ -187,6 +193,9 @@ def save_index(path: Path, index: Any, chunks: List[Dict[str, Any]], manifest: D
         with open(work / DOCSTORE_FILE, "w", encoding="utf-8") as handle:
             json.dump({"format": FORMAT_NAME, "version": FORMAT_VERSION, "chunks": chunks},
                       handle, ensure_ascii=False, separators=(",", ":"))
+        with open(work / LEXICAL_FILE, "w", encoding="utf-8") as handle:
+            json.dump(dict(lexical, format=FORMAT_NAME, version=FORMAT_VERSION), handle,
+                      ensure_ascii=False, separators=(",", ":"))
         manifest = dict(manifest)
         manifest.update({
             "format": FORMAT_NAME,
@@ -194,7 +203,7 @@ def save_index(path: Path, index: Any, chunks: List[Dict[str, Any]], manifest: D
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "index_type": index_kind(index),
             "vectors": int(index.ntotal),
-            "checksums": {name: file_sha256(work / name) for name in (INDEX_FILE, DOCSTORE_FILE)},
+            "checksums": {name: file_sha256(work / name) for name in DATA_FILES},
         })
         data = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")
         (work / MANIFEST_FILE).write_bytes(data)
@@ -238,7 +247,8 @@ def read_manifest(path: Path, key: bytes) -> Dict[str, Any]:
         )
     manifest = json.loads(data)
     if manifest.get("format") != FORMAT_NAME or manifest.get("version") != FORMAT_VERSION:
-        raise IndexIntegrityError(f"{path} is not a version-{FORMAT_VERSION} knowledge index")
+        raise IndexIntegrityError(f"{path} is not a version-{FORMAT_VERSION} knowledge index; "
+                                  "rebuild it with `python -m knowledge ingest`")
     for name, expected in sorted(manifest.get("checksums", {}).items()):
         file = path / name
         if not file.exists() or file_sha256(file) != expected:
@@ -247,7 +257,7 @@ def read_manifest(path: Path, key: bytes) -> Dict[str, Any]:
                 "replaced after the index was built (checksum mismatch); rebuild it with "
                 "`python -m knowledge ingest`"
             )
-    if set(manifest.get("checksums", {})) != {INDEX_FILE, DOCSTORE_FILE}:
+    if set(manifest.get("checksums", {})) != set(DATA_FILES):
         raise IndexIntegrityError(f"{path}: the manifest does not cover the index files")
     return manifest
 
@@ -261,7 +271,12 @@ def load_index(path: Path, key: bytes) -> StoredIndex:
     index = faiss.read_index(str(path / INDEX_FILE))
     with open(path / DOCSTORE_FILE, encoding="utf-8") as handle:
         store = json.load(handle)
+    with open(path / LEXICAL_FILE, encoding="utf-8") as handle:
+        lexical = json.load(handle)
     chunks = store.get("chunks", [])
-    if index.ntotal != len(chunks) or index.ntotal != manifest.get("vectors"):
-        raise IndexIntegrityError(f"{path}: {index.ntotal} vectors but {len(chunks)} chunks")
-    return StoredIndex(index=index, chunks=chunks, manifest=manifest)
+    if index.ntotal != len(chunks) or index.ntotal != manifest.get("vectors") or len(
+            lexical.get("tokens", [])) != len(chunks):
+        raise IndexIntegrityError(f"{path}: {index.ntotal} vectors, "
+                                  f"{len(lexical.get('tokens', []))} token lists but "
+                                  f"{len(chunks)} chunks")
+    return StoredIndex(index=index, chunks=chunks, manifest=manifest, lexical=lexical)

@@ -10,7 +10,8 @@
    text was embedded before (same content hash) reuses that vector, so editing one
    paragraph re-embeds only the chunks that changed;
 4. drops the chunks of files that are gone (the index mirrors the paths given);
-5. embeds what is new (progress bar), builds the FAISS index and saves it signed
+5. embeds what is new (progress bar), tokenizes what is new for BM25 (``lexical``;
+   unchanged chunks keep their tokens), builds the FAISS index and saves both signed
    (``index_store``), replacing the old folder in one rename.
 
 A file that cannot be read or parsed is reported by name and skipped; the rest of
@@ -46,6 +47,7 @@ from knowledge.index_store import (
     resolve_key,
     save_index,
 )
+from knowledge.lexical import TOKENIZER_VERSION, tokenize
 from knowledge.loaders import LoaderError, file_format, load_file
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class IngestReport:
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
+    tokenized: int = 0
     index_type: str = ""
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -103,7 +106,8 @@ class IngestReport:
             + (f", {self.ignored_files} ignored (not a supported type)"
                if self.ignored_files else ""),
             f"  chunks: {self.embedded} embedded ({self.embed_seconds:.1f} s), {self.reused} "
-            f"reused, {self.removed_chunks} removed",
+            f"reused, {self.removed_chunks} removed; BM25: {self.tokenized} tokenized, "
+            f"{self.chunks - self.tokenized} reused",
         ]
         for result in self.skipped:
             lines.append(f"  SKIPPED {result.source}: {result.error}")
@@ -178,15 +182,20 @@ class Ingestor:
 
     def _previous(self, index_path: Path, key: bytes, fingerprint: Dict[str, Any],
                   report: IngestReport):
-        """(manifest, chunks by source, vectors by content hash) of the index being updated."""
+        """(manifest, chunks by source, vectors by content hash, BM25 tokens by content hash)
+        of the index being updated."""
         try:
             stored = load_index(index_path, key)
         except IndexNotFound:
-            return {}, {}, {}
+            return {}, {}, {}, {}
         except IndexIntegrityError as exc:
             report.notes.append(f"the existing index was not trusted and is rebuilt: {exc}")
-            return {}, {}, {}
+            return {}, {}, {}, {}
         manifest = stored.manifest
+        tokens: Dict[str, List[str]] = {}
+        if stored.lexical.get("tokenizer") == TOKENIZER_VERSION:
+            tokens = {record["metadata"].get("content_hash", ""): list(words) for record, words
+                      in zip(stored.chunks, stored.lexical.get("tokens", []))}
         same = all(manifest.get(k) == v for k, v in fingerprint.items())
         vectors = all_vectors(stored.index)
         by_source: Dict[str, List[Tuple[Dict[str, Any], np.ndarray]]] = {}
@@ -202,7 +211,7 @@ class Ingestor:
             manifest = dict(manifest, files={
                 rel: dict(info, sha256=None) for rel, info in manifest.get("files", {}).items()})
             by_hash = {}
-        return manifest, by_source, by_hash
+        return manifest, by_source, by_hash, tokens
 
     def run(self, paths: Sequence[Path], index_path: Optional[Path] = None,
             rebuild: bool = False) -> IngestReport:
@@ -217,9 +226,9 @@ class Ingestor:
         files, missing, report.ignored_files = collect_files(paths, self.config)
         report.files.extend(missing)
         if rebuild:
-            old_manifest, old_chunks, old_vectors = {}, {}, {}
+            old_manifest, old_chunks, old_vectors, old_tokens = {}, {}, {}, {}
         else:
-            old_manifest, old_chunks, old_vectors = self._previous(
+            old_manifest, old_chunks, old_vectors, old_tokens = self._previous(
                 index_path, key, fingerprint, report)
         old_files: Dict[str, Dict[str, Any]] = old_manifest.get("files", {})
 
@@ -284,7 +293,12 @@ class Ingestor:
         manifest = dict(fingerprint)
         manifest["files"] = file_meta
         manifest["skipped"] = {r.source: r.error for r in report.skipped}
-        save_index(index_path, index, records, manifest, key)
+        tokens = [old_tokens.get(d.metadata["content_hash"]) or tokenize(d.page_content)
+                  for d in docs_in_order]
+        report.tokenized = sum(1 for d in docs_in_order if d.metadata["content_hash"]
+                               not in old_tokens)
+        save_index(index_path, index, records, manifest, key,
+                   lexical={"tokenizer": TOKENIZER_VERSION, "tokens": tokens})
 
         report.chunks = len(entries)
         report.reused = report.chunks - report.embedded

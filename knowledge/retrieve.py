@@ -1,14 +1,19 @@
-"""Retrieval: top-k similarity search, the "I don't know" threshold, MMR, the product filter.
+"""Retrieval: hybrid (dense + BM25) search, the "I don't know" decision, MMR, the product filter.
 
 The verified index (``index_store``) is wrapped in langchain's ``FAISS`` vector
-store (built directly from the JSON docstore, never through ``load_local``).
-Scores are cosine similarities (normalised vectors, inner-product index).
+store (built directly from the JSON docstore, never through ``load_local``) and
+in BM25 (``lexical``, langchain's ``BM25Retriever`` on ``rank_bm25``). Dense
+scores are cosine similarities (normalised vectors, inner-product index).
 
-* ``k`` passages by similarity, or by maximal marginal relevance when ``mmr`` is on
-  (less repetition among the passages; the scores reported are still each
-  passage's own similarity to the question).
-* ``score_threshold``: when the best passage scores below it, ``answerable`` is
-  False and the assistant says it does not know instead of guessing.
+* ``hybrid`` (default): the ``candidates`` best chunks of each side are fused by
+  reciprocal-rank fusion, ``sum(weight / (rrf_k + rank))``; with ``hybrid: false``
+  the ranking is the dense one alone. Then ``k`` passages by fused rank, or by
+  maximal marginal relevance among the fused candidates when ``mmr`` is on.
+* the "I don't know" decision: a passage's ``confidence`` is its cosine similarity
+  plus ``coverage_weight`` times the share of the question's (idf-weighted) words it
+  contains; when the best-ranked passage's confidence is below ``score_threshold``, ``answerable``
+  is False and the assistant says it does not know instead of guessing. Both numbers
+  are tuned on the dev split of the customer questions (benchmarks/rag_eval).
 * ``product``: a product the NLU found (``hiking boots``, or an id such as
   ``TL-HIKE-01``) restricts the search to chunks about that product (its catalogue
   row, its review section, and every chunk that names it, e.g. the size guide's
@@ -39,6 +44,7 @@ from knowledge.index_store import (
     resolve_key,
     tune_for_search,
 )
+from knowledge.lexical import LexicalIndex, tokenize
 
 #: Words that refer back to something said before ("is it waterproof?").
 ANAPHORA = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|one|ones)\b",
@@ -53,7 +59,10 @@ class Passage:
 
     text: str
     metadata: Dict[str, Any]
-    score: float
+    score: float  # cosine similarity to the question
+    lexical: float = 0.0  # share of the question's idf weight the chunk contains
+    fused: float = 0.0  # reciprocal-rank fusion score (the ranking)
+    confidence: float = 0.0  # what the "I don't know" threshold compares
 
     @property
     def title(self) -> str:
@@ -114,8 +123,13 @@ class Retrieval:
         return max((p.score for p in self.passages), default=-1.0)
 
     @property
+    def confidence(self) -> float:
+        """The first (best-ranked) passage's confidence."""
+        return self.passages[0].confidence if self.passages else -1.0
+
+    @property
     def answerable(self) -> bool:
-        return bool(self.passages) and self.best_score >= self.threshold
+        return bool(self.passages) and self.confidence >= self.threshold
 
 
 class Retriever:
@@ -141,6 +155,7 @@ class Retriever:
             meta = record["metadata"]
             if meta.get("catalogue") and meta.get("product_id"):
                 self.product_names[str(meta["product_id"])] = str(meta.get("title") or "")
+        self.lexical = LexicalIndex.from_json(stored.lexical)
         self.vectorstore = FAISS(
             embedding_function=embeddings, index=self.index, docstore=InMemoryDocstore(docs),
             index_to_docstore_id=ids, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
@@ -230,56 +245,86 @@ class Retriever:
         if product_id:
             boost.add(product_id)
         started = time.perf_counter()
+        words = self.lexical.correct(tokenize(question))
         if self.index.ntotal:
             if product_id:
-                result.passages = self._search(vector, k, mmr, self._product_filter(product_id),
-                                               boost)
+                result.passages = self._search(vector, words, k, mmr,
+                                               self._product_filter(product_id), boost)
                 result.filtered = True
                 if not result.answerable:
                     result.notes.append("nothing about the product cleared the threshold: "
                                         "searched without the filter")
-                    result.passages = self._search(vector, k, mmr, None, boost)
+                    result.passages = self._search(vector, words, k, mmr, None, boost)
                     result.filtered = False
             else:
-                result.passages = self._search(vector, k, mmr, None, boost)
+                result.passages = self._search(vector, words, k, mmr, None, boost)
         result.search_s = time.perf_counter() - started
         return result
 
-    def _search(self, vector: np.ndarray, k: int, mmr: bool,
+    def _dense(self, vector: np.ndarray, count: int,
+               keep: Optional[Callable[[Dict[str, Any]], bool]], boost: set) -> List[int]:
+        """Positions of the ``count`` most similar chunks (product rows boosted), best first."""
+        total = int(self.index.ntotal)
+        fetch_k = max(self.settings.fetch_k, count)
+        if keep is not None:
+            fetch_k = total if total <= EXACT_FILTER_LIMIT else max(fetch_k, 50 * count)
+        found = self.vectorstore.similarity_search_with_score_by_vector(
+            vector.tolist(), k=min(count, total), filter=keep, fetch_k=min(fetch_k, total))
+        bonus = self.settings.product_boost if boost else 0.0
+
+        def rank(item: Any) -> float:
+            doc, score = item
+            own_row = doc.metadata.get("catalogue") and doc.metadata.get("product_id") in boost
+            return float(score) + (bonus if own_row else 0.0)
+
+        return [self._position[doc.metadata["id"]] for doc, _ in sorted(found, key=rank,
+                                                                         reverse=True)]
+
+    def _lexical(self, words: List[str], count: int,
+                 keep: Optional[Callable[[Dict[str, Any]], bool]]) -> List[int]:
+        """Positions of the ``count`` best BM25 chunks with a score above zero, best first."""
+        scores = self.lexical.scores(words)
+        order = np.argsort(-scores, kind="stable")
+        chosen: List[int] = []
+        for position in order:
+            if scores[position] <= 0 or len(chosen) == count:
+                break
+            if keep is None or keep(self.stored.chunks[int(position)]["metadata"]):
+                chosen.append(int(position))
+        return chosen
+
+    def _search(self, vector: np.ndarray, words: List[str], k: int, mmr: bool,
                 keep: Optional[Callable[[Dict[str, Any]], bool]],
                 boost: Optional[set] = None) -> List[Passage]:
-        total = int(self.index.ntotal)
-        bonus = self.settings.product_boost if boost else 0.0
-        wanted = k + 5 if bonus and not mmr else k
-        fetch_k = max(self.settings.fetch_k, wanted)
-        if keep is not None:
-            fetch_k = total if total <= EXACT_FILTER_LIMIT else max(fetch_k, 50 * k)
-        fetch_k = min(fetch_k, total)
-        embedding = vector.tolist()
+        settings = self.settings
+        boost = boost or set()
+        count = max(settings.candidates, settings.fetch_k if mmr else k)
+        dense = self._dense(vector, count, keep, boost)
+        fused: Dict[int, float] = {}
+        for rank, position in enumerate(dense, start=1):
+            fused[position] = settings.dense_weight / (settings.rrf_k + rank)
+        if settings.hybrid:
+            for rank, position in enumerate(self._lexical(words, count, keep), start=1):
+                fused[position] = fused.get(position, 0.0) + (
+                    settings.lexical_weight / (settings.rrf_k + rank))
+        order = sorted(fused, key=lambda pos: fused[pos], reverse=True)
         if mmr:
-            found = self.vectorstore.max_marginal_relevance_search_with_score_by_vector(
-                embedding, k=k, fetch_k=fetch_k, lambda_mult=self.settings.mmr_lambda,
-                filter=keep)
-            # langchain reports the scores of the unfiltered ranking for filtered MMR; score
-            # each passage against the question again.
-            passages = [Passage(doc.page_content, doc.metadata, self._score(vector, doc))
-                        for doc, _ in found]
-        else:
-            found = self.vectorstore.similarity_search_with_score_by_vector(
-                embedding, k=min(wanted, total), filter=keep, fetch_k=fetch_k)
-            passages = [Passage(doc.page_content, doc.metadata, float(score))
-                        for doc, score in found]
-            if bonus:
-                def rank(p: Passage) -> float:
-                    own_row = p.metadata.get("catalogue") and p.metadata.get("product_id") in boost
-                    return p.score + (bonus if own_row else 0.0)
-                passages.sort(key=rank, reverse=True)
-            passages = passages[:k]
-        return passages
+            from langchain_community.vectorstores.utils import maximal_marginal_relevance
 
-    def _score(self, vector: np.ndarray, doc: Document) -> float:
-        position = self._position[doc.metadata["id"]]
-        return float(np.dot(vector, self.index.reconstruct(position)))
+            pool = order[:settings.fetch_k]
+            vectors = np.stack([self.index.reconstruct(p) for p in pool]) if pool else []
+            picked = maximal_marginal_relevance(vector, list(vectors), k=min(k, len(pool)),
+                                                lambda_mult=settings.mmr_lambda)
+            order = [pool[i] for i in picked]
+        return [self._passage(p, vector, words, fused[p]) for p in order[:k]]
+
+    def _passage(self, position: int, vector: np.ndarray, words: List[str],
+                 fused: float) -> Passage:
+        record = self.stored.chunks[position]
+        score = float(np.dot(vector, self.index.reconstruct(position)))
+        coverage = self.lexical.coverage(words, position)
+        return Passage(record["text"], record["metadata"], score, lexical=coverage, fused=fused,
+                       confidence=score + self.settings.coverage_weight * coverage)
 
 
 def contextualise(question: str, product_name: str) -> str:
