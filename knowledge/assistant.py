@@ -6,12 +6,17 @@ ends in one of four kinds of ``Answer``:
 ``generated``   the model's reply, which passed the grounding guard, with citations
 ``extractive``  the best passage quoted and cited, because the guard rejected the
                 reply, the backend was slow, down or failed, or the backend is
-                ``extractive`` (``fallback_reason`` says which)
+                ``extractive`` (``fallback_reason`` says which); or a filled-in
+                comparison of a number in the question with a limit in a passage
+                (``comparisons``, ``fallback_reason`` "comparison: <rule>")
 ``unknown``     nothing in the knowledge base clears the score threshold, or the model
                 said it does not know: "I don't know that one", with the offer of a colleague
 ``refusal``     the message (alone, or with the customer's previous turn) tried to
                 re-program the assistant or asked for its instructions: an in-role
                 reply, no retrieval, no model
+
+The customer-facing words (the "I don't know" reply, the refusals, how a quote and a
+comparison are worded) are the ``answers`` settings of knowledge.yml, not constants here.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from knowledge.comparisons import applicable, compare
 from knowledge.config import KnowledgeConfig
 from knowledge.extractive import extractive_answer
 from knowledge.generate import (
@@ -33,25 +39,10 @@ from knowledge.generate import (
 )
 from knowledge.grounding import GroundingReport, check
 from knowledge.injection import conversation_attack
-from knowledge.prompt import PromptBuilder
+from knowledge.prompt import PromptBuilder, passage_label
 from knowledge.retrieve import Passage, Retrieval, Retriever, contextualise, get_retriever
 
 logger = logging.getLogger(__name__)
-
-UNKNOWN_TEXT = (
-    "I'm sorry, I don't know that one, and I'd rather not guess. "
-    "Shall I get a colleague who can find out for you?"
-)
-REFUSAL_TEXTS = {
-    "prompt_leak": (
-        "I can't share how I'm set up, but I'm happy to help with Threadline orders, returns, "
-        "shipping, your account or our products. What would you like to know?"
-    ),
-    "injection": (
-        "I can't do that. I'm Threadline's support assistant, and I stick to our real products "
-        "and policies. Is there anything about an order, a return or a product I can help with?"
-    ),
-}
 
 _DEFAULT = object()
 
@@ -116,15 +107,21 @@ class KnowledgeAssistant:
                k: Optional[int] = None, mmr: Optional[bool] = None) -> Answer:
         """Answer ``question``; ``product`` came from an entity (filter) or the slot (context)."""
         started = time.perf_counter()
+        texts = self.config.answers
         question = " ".join(str(question or "").split())
         attack = conversation_attack(question, history)
         if attack:
-            return Answer(text=REFUSAL_TEXTS[attack], kind="refusal", fallback_reason=attack,
+            refusal = texts.refusal_prompt_leak if attack == "prompt_leak" else \
+                texts.refusal_injection
+            return Answer(text=refusal, kind="refusal", fallback_reason=attack,
                           timings={"total_s": time.perf_counter() - started})
         if not question:
-            return Answer(text=UNKNOWN_TEXT, kind="unknown", fallback_reason="empty question")
+            return Answer(text=texts.unknown, kind="unknown", fallback_reason="empty question")
 
         retriever = self.retriever
+        compared = self._comparison(question, k)
+        if compared is not None:
+            return self._done(compared, started)
         query, filter_product = question, product
         if product:
             # "is it waterproof?" about a known product: search for the product too. A product
@@ -138,7 +135,7 @@ class KnowledgeAssistant:
         timings = {"embed_s": retrieval.embed_s, "search_s": retrieval.search_s,
                    "generate_s": 0.0}
         if not retrieval.answerable:
-            return self._done(Answer(text=UNKNOWN_TEXT, kind="unknown", retrieval=retrieval,
+            return self._done(Answer(text=texts.unknown, kind="unknown", retrieval=retrieval,
                                      fallback_reason="below the score threshold",
                                      timings=timings), started)
 
@@ -176,7 +173,7 @@ class KnowledgeAssistant:
                                      citations=report.citations, declined=report.declined,
                                      injection=report.injection)
         if report.ok and report.declined and not report.citations:
-            answer.text, answer.kind = UNKNOWN_TEXT, "unknown"
+            answer.text, answer.kind = texts.unknown, "unknown"
             answer.fallback_reason = "the model said it does not know"
             return self._done(answer, started)
         if not report.ok:
@@ -192,12 +189,34 @@ class KnowledgeAssistant:
         answer.sources = [dict(passages[n - 1].citation(), n=n) for n in cited]
         return self._done(answer, started)
 
+    def _comparison(self, question: str, k: Optional[int]) -> Optional[Answer]:
+        """A filled-in comparison when the question gives a number a rule checks, else None."""
+        texts = self.config.answers
+        found = applicable(question, texts)
+        if found is None:
+            return None
+        rule, value = found
+        retrieval = self.retriever.search(rule.search, k=k)
+        bodies = [self.prompts.clean_passage(p)[0] for p in retrieval.passages]
+        result = compare(rule, value, bodies, texts)
+        if result is None:
+            return None
+        passage = retrieval.passages[result.passage_number - 1]
+        text = texts.comparison.format(answer=result.text, n=1, source=passage_label(passage),
+                                       quote=result.quote)
+        return Answer(text=text, kind="extractive", sources=[dict(passage.citation(), n=1)],
+                      passages=[passage], retrieval=retrieval,
+                      fallback_reason=f"comparison: {result.rule}",
+                      timings={"embed_s": retrieval.embed_s, "search_s": retrieval.search_s,
+                               "generate_s": 0.0})
+
     def _extractive(self, question: str, answer: Answer, cleaned: Sequence[str],
                     reason: str) -> Answer:
         embeddings = self.retriever.embeddings
         text, number = extractive_answer(
             question, answer.passages, cleaned, self.config.grounding.extractive_max_chars,
-            embed_query=embeddings.embed_query, embed_documents=embeddings.embed_documents)
+            embed_query=embeddings.embed_query, embed_documents=embeddings.embed_documents,
+            template=self.config.answers.quote)
         answer.text, answer.kind, answer.fallback_reason = text, "extractive", reason
         answer.sources = [dict(answer.passages[number - 1].citation(), n=number)]
         return answer

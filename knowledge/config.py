@@ -180,6 +180,61 @@ class GroundingSettings(_Section):
     extractive_max_chars: int = Field(420, gt=50)
 
 
+class ComparisonRule(_Section):
+    """A number in the question checked against a limit in a passage (``comparisons``)."""
+
+    name: str
+    #: Regular expression the question must match (its topic words).
+    when: str
+    asks: Literal["money", "days_ago"]
+    #: The query that retrieves the passage stating the limit.
+    search: str
+    #: Regular expression over a passage sentence with a named group ``limit``.
+    limit: str
+    meets: Literal["above", "at_least", "below", "at_most"]
+    #: Reply templates when the number meets the limit and when it does not.
+    met: str
+    not_met: str
+
+    @model_validator(mode="after")
+    def _valid_patterns(self) -> "ComparisonRule":
+        import re
+
+        for name in ("when", "limit"):
+            try:
+                compiled = re.compile(getattr(self, name))
+            except re.error as exc:
+                raise ValueError(f"comparison {self.name!r}: {name} is not a valid regular "
+                                 f"expression ({exc})") from exc
+            if name == "limit" and "limit" not in compiled.groupindex:
+                raise ValueError(f"comparison {self.name!r}: limit needs a (?P<limit>...) group")
+        return self
+
+
+class AnswerSettings(_Section):
+    """The customer-facing words of the answers (the shop's, not the framework's)."""
+
+    #: Below the threshold, an empty question, or the model said it does not know.
+    unknown: str = ("I'm sorry, I don't know that one, and I'd rather not guess. "
+                    "Shall I get a colleague who can find out for you?")
+    #: In-role replies to a message that asks for the instructions / tries to re-program.
+    refusal_prompt_leak: str = ("I can't share how I'm set up, but I'm happy to help with "
+                                "orders, returns, shipping, your account or our products. "
+                                "What would you like to know?")
+    refusal_injection: str = ("I can't do that. I stick to our real products and policies. "
+                              "Is there anything about an order, a return or a product I can "
+                              "help with?")
+    #: The extractive answer: {source} title and section, {quote} the quoted text, {n} citation.
+    quote: str = 'From {source}: "{quote}" [{n}]'
+    #: A filled comparison: {answer} its sentence, then the quote that states the limit.
+    comparison: str = '{answer} [{n}] From {source}: "{quote}"'
+    #: How amounts of money are written in comparisons.
+    money_format: str = "${:,.2f}"
+    #: Words after a number that make it an amount of money ("42 dollars").
+    currency_words: List[str] = ["dollars", "dollar", "usd", "bucks"]
+    comparisons: List[ComparisonRule] = []
+
+
 class KnowledgeConfig(_Section):
     """All settings; ``KnowledgeConfig.load()`` reads them."""
 
@@ -196,6 +251,7 @@ class KnowledgeConfig(_Section):
     generation: GenerationSettings = GenerationSettings()
     prompt: PromptSettings = PromptSettings()
     grounding: GroundingSettings = GroundingSettings()
+    answers: AnswerSettings = AnswerSettings()
 
     @classmethod
     def load(

@@ -124,7 +124,8 @@ def best_fields(fields: Sequence[str], scores: Sequence[float], max_chars: int,
 def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Sequence[str],
                       max_chars: int, embed_query: Optional[EmbedOne] = None,
                       embed_documents: Optional[EmbedMany] = None,
-                      consider: int = 1) -> Tuple[str, int]:
+                      consider: int = 1, template: str = 'From {source}: "{quote}" [{n}]'
+                      ) -> Tuple[str, int]:
     """(reply text, 1-based number of the passage quoted).
 
     By default the best-ranked passage is quoted. With ``consider`` > 1 the sentences of
@@ -161,4 +162,4 @@ def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Seque
         text = "; ".join(best_fields(parts, scores, max_chars))
     else:
         text = " ".join(best_window(parts, scores, max_chars))
-    return f'From {passage_label(passage)}: "{text}" [{number}]', number
+    return template.format(source=passage_label(passage), quote=text, n=number), number
