@@ -216,7 +216,7 @@ class KnowledgeAssistant:
         text, number = extractive_answer(
             question, answer.passages, cleaned, self.config.grounding.extractive_max_chars,
             embed_query=embeddings.embed_query, embed_documents=embeddings.embed_documents,
-            template=self.config.answers.quote)
+            template=self.config.answers.quote, field_cues=self.config.answers.field_cues)
         answer.text, answer.kind, answer.fallback_reason = text, "extractive", reason
         answer.sources = [dict(answer.passages[number - 1].citation(), n=number)]
         return answer

@@ -2,7 +2,7 @@
 
 Each section is split with langchain's ``RecursiveCharacterTextSplitter``
 (``ingest.chunk_size`` / ``ingest.chunk_overlap`` characters, paragraph, line,
-then word boundaries). Every chunk then starts with a one-line heading, e.g.
+then word boundaries); a catalogue row is one chunk, whatever its length. Every chunk then starts with a one-line heading, e.g.
 ``Returns Policy — The return window`` or ``Hiking Boots (TL-HIKE-01)``, so a
 chunk cut out of the middle of a page still says what it is about: the encoder
 sees it, the language model sees it, and the extractive answer can name it.
@@ -24,6 +24,8 @@ from knowledge.config import IngestSettings
 from knowledge.injection import instruction_like
 
 HEADING_SEPARATOR = " — "
+#: Bump when the splitting changes, so that ingestion re-splits unchanged files.
+CHUNKING_VERSION = 2
 
 
 def heading(metadata: Dict) -> str:
@@ -52,7 +54,10 @@ def split_documents(docs: Sequence[Document], settings: IngestSettings,
     seen: Dict[str, int] = {}
     for doc in docs:
         head = heading(doc.metadata)
-        for piece in splitter.split_documents([doc]):
+        # A catalogue row stays whole: its price and its description answer questions
+        # about the same product, and a chunk without the other cannot.
+        pieces = [doc] if doc.metadata.get("catalogue") else splitter.split_documents([doc])
+        for piece in pieces:
             body = piece.page_content.strip()
             if not body:
                 continue

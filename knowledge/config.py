@@ -233,6 +233,8 @@ class AnswerSettings(_Section):
     #: Words after a number that make it an amount of money ("42 dollars").
     currency_words: List[str] = ["dollars", "dollar", "usd", "bucks"]
     comparisons: List[ComparisonRule] = []
+    #: Catalogue column → words of a question that ask for it ({"price": ["how much"]}).
+    field_cues: Dict[str, List[str]] = {}
 
 
 class KnowledgeConfig(_Section):

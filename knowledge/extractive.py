@@ -3,8 +3,13 @@
 Used whenever a generated reply cannot be trusted or does not arrive: the guard
 rejected it, the backend timed out or failed, or the configured backend is
 ``extractive``. From the best-ranked passage (after injection cleaning) it quotes
-the sentence that is closest to the question, with its neighbours up to
-``grounding.extractive_max_chars``, and cites it as [n]:
+the run of sentences that answers the question best, up to
+``grounding.extractive_max_chars``, and cites it as [n]. A question that asks two
+things ("how much is express and how long does it take?") is split into its parts
+and the run that answers most of them wins. In a catalogue row the product is
+already known, so its fields are scored against what is asked about it, and a
+field whose cue words (``answers.field_cues``: "how much" → price) the question
+uses is preferred:
 
     From Returns Policy — The return window: "You can return items within 30 days
     of delivery. …" [1]
@@ -15,7 +20,7 @@ Nothing is paraphrased, so nothing can be invented.
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,9 +35,15 @@ EmbedOne = Callable[[str], List[float]]
 LEXICAL_WEIGHT = 0.3
 #: Weight of the passage's retrieval score when sentences of different passages compete.
 PASSAGE_WEIGHT = 0.5
+#: Score added to a catalogue field whose cue words the question uses.
+CUE_BONUS = 0.5
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(£$€-])")
 _WORD = re.compile(r"[a-z0-9]+")
+_ASKING = (r"(?:how|what|what's|whats|when|where|which|who|why|is|are|do|does|did|can|could|will|"
+           r"would|should|if)\b")
+_PART_SPLIT = re.compile(rf"\?|;|\s&\s|(?:,|,?\s+and)\s+(?={_ASKING})", re.IGNORECASE)
+_ASKS = re.compile(rf"\b{_ASKING}", re.IGNORECASE)
 
 
 def sentences(text: str) -> List[str]:
@@ -63,15 +74,37 @@ def _lexical_scores(question: str, parts: Sequence[str]) -> List[float]:
     return [len(asked & _words(p)) / (1 + len(asked)) for p in parts]
 
 
+def question_parts(question: str) -> List[str]:
+    """The separate things a question asks ("how much is X and how long does it take?")."""
+    pieces = [p.strip(" ,") for p in _PART_SPLIT.split(question) if p and p.strip(" ,")]
+    pieces = [p for p in pieces if _words(p)]
+    return pieces if len(pieces) > 1 else [question]
+
+
 def score_parts(question: str, parts: Sequence[str], embed_query: Optional[EmbedOne] = None,
                 embed_documents: Optional[EmbedMany] = None) -> np.ndarray:
     """How well each sentence answers the question: cosine similarity plus word overlap."""
-    lexical = np.asarray(_lexical_scores(question, parts), dtype=np.float32)
+    return score_matrix([question], parts, embed_query, embed_documents)[0]
+
+
+def score_matrix(asks: Sequence[str], parts: Sequence[str],
+                 embed_query: Optional[EmbedOne] = None,
+                 embed_documents: Optional[EmbedMany] = None) -> np.ndarray:
+    """[ask, sentence] scores: cosine similarity plus word overlap (sentences embedded once)."""
+    lexical = np.asarray([_lexical_scores(a, parts) for a in asks], dtype=np.float32)
     if embed_query is None or embed_documents is None or not parts:
         return lexical
-    q = np.asarray(embed_query(question), dtype=np.float32)
     m = np.asarray(embed_documents(list(parts)), dtype=np.float32)
-    return m @ q + LEXICAL_WEIGHT * lexical
+    q = np.asarray([embed_query(a) for a in asks], dtype=np.float32)
+    return q @ m.T + LEXICAL_WEIGHT * lexical
+
+
+def _cued(question: str, field: str, cues: Dict[str, List[str]]) -> bool:
+    """Whether ``field`` ("Price: 245.00") is a column whose cue words the question uses."""
+    label = field.split(":", 1)[0].strip().lower().replace(" ", "_")
+    lowered = question.lower()
+    return any(re.search(rf"\b{re.escape(cue.lower())}\b", lowered)
+               for cue in cues.get(label, []))
 
 
 def _without_title(question: str, title: str) -> str:
@@ -83,19 +116,26 @@ def _without_title(question: str, title: str) -> str:
     return " ".join(kept) or question
 
 
-def best_window(parts: Sequence[str], scores: Sequence[float], max_chars: int) -> List[str]:
-    """The run of consecutive sentences (within ``max_chars``) whose two best sentences
-    score highest; the best sentence alone when it is longer than ``max_chars``."""
+def best_window(parts: Sequence[str], scores: Any, max_chars: int) -> List[str]:
+    """The run of consecutive sentences (within ``max_chars``) that answers best: for one
+    ask, whose two best sentences score highest; for several asks (rows of ``scores``),
+    whose best sentence per ask sum highest. The best sentence alone when it is longer
+    than ``max_chars``."""
     if not len(parts):
         return []
-    best_value, best_span = None, (int(np.argmax(scores)), int(np.argmax(scores)) + 1)
+    matrix = np.atleast_2d(np.asarray(scores, dtype=np.float32))
+    overall = matrix.max(axis=0)
+    best_value, best_span = None, (int(np.argmax(overall)), int(np.argmax(overall)) + 1)
     for start in range(len(parts)):
         size, end = 0, start
         while end < len(parts) and (end == start or size + len(parts[end]) + 1 <= max_chars):
             size += len(parts[end]) + 1
             end += 1
-        top = sorted((float(x) for x in scores[start:end]), reverse=True)[:2]
-        value = top[0] + (top[1] if len(top) > 1 else top[0]) * 0.5
+        if len(matrix) > 1:
+            value = float(matrix[:, start:end].max(axis=1).sum())
+        else:
+            top = sorted((float(x) for x in overall[start:end]), reverse=True)[:2]
+            value = top[0] + (top[1] if len(top) > 1 else top[0]) * 0.5
         if best_value is None or value > best_value + 1e-9:
             best_value, best_span = value, (start, end)
     quote = list(parts[best_span[0]:best_span[1]])
@@ -105,7 +145,7 @@ def best_window(parts: Sequence[str], scores: Sequence[float], max_chars: int) -
 
 
 def best_fields(fields: Sequence[str], scores: Sequence[float], max_chars: int,
-                most: int = 3, margin: float = 0.12) -> List[str]:
+                most: int = 3, margin: float = 0.25) -> List[str]:
     """A catalogue row: its fields closest to the question (up to ``most``), in row order."""
     order = [int(i) for i in np.argsort(-np.asarray(scores))]
     chosen: List[int] = []
@@ -124,8 +164,8 @@ def best_fields(fields: Sequence[str], scores: Sequence[float], max_chars: int,
 def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Sequence[str],
                       max_chars: int, embed_query: Optional[EmbedOne] = None,
                       embed_documents: Optional[EmbedMany] = None,
-                      consider: int = 1, template: str = 'From {source}: "{quote}" [{n}]'
-                      ) -> Tuple[str, int]:
+                      consider: int = 1, template: str = 'From {source}: "{quote}" [{n}]',
+                      field_cues: Optional[Dict[str, List[str]]] = None) -> Tuple[str, int]:
     """(reply text, 1-based number of the passage quoted).
 
     By default the best-ranked passage is quoted. With ``consider`` > 1 the sentences of
@@ -143,12 +183,13 @@ def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Seque
             break
     if not candidates:
         raise ValueError("no passage has text to quote")
+    asks = question_parts(question)
     flat = [part for _, _, parts in candidates for part in parts]
-    flat_scores = score_parts(question, flat, embed_query, embed_documents)
+    flat_scores = score_matrix(asks, flat, embed_query, embed_documents)
     best = None
     offset = 0
     for number, passage, parts in candidates:
-        scores = flat_scores[offset:offset + len(parts)]
+        scores = flat_scores[:, offset:offset + len(parts)]
         offset += len(parts)
         value = float(np.max(scores)) + PASSAGE_WEIGHT * passage.score
         if best is None or value > best[0]:
@@ -157,9 +198,14 @@ def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Seque
     if passage.metadata.get("format") == "csv":
         # In a catalogue row the product is already known: score its fields against what
         # is asked about it ("how much are the Calvin Klein boots" → "how much are the").
-        asked = _without_title(question, passage.title)
-        scores = score_parts(asked, parts, embed_query, embed_documents)
-        text = "; ".join(best_fields(parts, scores, max_chars))
+        # "the faux leather moto jacket, does it run small?": the part that only describes
+        # the product found the row; what is asked about it is in the parts that ask.
+        asking = [a for a in asks if _ASKS.search(a)] or asks
+        asked = [_without_title(a, passage.title) for a in asking]
+        field_scores = score_matrix(asked, parts, embed_query, embed_documents).max(axis=0)
+        field_scores = field_scores + CUE_BONUS * np.asarray(
+            [_cued(question, part, field_cues or {}) for part in parts], dtype=np.float32)
+        text = "; ".join(best_fields(parts, field_scores, max_chars))
     else:
         text = " ".join(best_window(parts, scores, max_chars))
     return template.format(source=passage_label(passage), quote=text, n=number), number

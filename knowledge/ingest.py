@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from langchain_core.documents import Document
 
-from knowledge.chunking import catalogue_names, split_documents, tag_products
+from knowledge.chunking import CHUNKING_VERSION, catalogue_names, split_documents, tag_products
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings import dimension, get_embeddings
 from knowledge.index_store import (
@@ -175,7 +175,8 @@ class Ingestor:
         ingest = self.config.ingest
         return {
             "embedding": {"model": self.config.embeddings.model, "dim": dim},
-            "chunking": {"chunk_size": ingest.chunk_size, "chunk_overlap": ingest.chunk_overlap,
+            "chunking": {"version": CHUNKING_VERSION,
+                         "chunk_size": ingest.chunk_size, "chunk_overlap": ingest.chunk_overlap,
                          "csv_id_column": ingest.csv_id_column,
                          "csv_title_column": ingest.csv_title_column},
         }
