@@ -118,6 +118,9 @@ class RetrievalSettings(_Section):
     #: Ranking bonus for the catalogue row of a product the question names (by entity or by
     #: its catalogue name in the text): the product page is the authoritative source.
     product_boost: float = Field(0.1, ge=0.0, le=1.0)
+    #: A customer's word → the knowledge base's words for it, added to the query of both
+    #: rankings ({"subscription": "membership"}): the shop's vocabulary, in knowledge.yml.
+    synonyms: Dict[str, str] = {}
 
 
 class TransformersSettings(_Section):

@@ -40,17 +40,37 @@ CUE_BONUS = 0.5
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(£$€-])")
 _WORD = re.compile(r"[a-z0-9]+")
+#: A line that starts a new block even without a blank line before it.
+_ITEM_START = re.compile(r"^(?:[-*•|]|\d+[.)]\s|[A-Z][\w /&-]{0,40}:\s)")
+_PARAGRAPH_END = "\x00"
 _ASKING = (r"(?:how|what|what's|whats|when|where|which|who|why|is|are|do|does|did|can|could|will|"
            r"would|should|if)\b")
 _PART_SPLIT = re.compile(rf"\?|;|\s&\s|(?:,|,?\s+and)\s+(?={_ASKING})", re.IGNORECASE)
 _ASKS = re.compile(rf"\b{_ASKING}", re.IGNORECASE)
 
 
+def _blocks(text: str) -> List[str]:
+    """Paragraphs, list items and table rows; a paragraph wrapped over lines is one block."""
+    blocks: List[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        for line in paragraph.splitlines():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if blocks and not _ITEM_START.match(stripped) and not blocks[-1].startswith("|") \
+                    and blocks[-1] is not _PARAGRAPH_END:
+                blocks[-1] = f"{blocks[-1]} {stripped}"
+            else:
+                blocks.append(stripped)
+        blocks.append(_PARAGRAPH_END)
+    return [b for b in blocks if b is not _PARAGRAPH_END]
+
+
 def sentences(text: str) -> List[str]:
     """Sentences, list items and table rows of a passage body, in order."""
     parts: List[str] = []
-    for block in re.split(r"\n+", text):
-        block = block.strip().lstrip("-*• ").strip()
+    for block in _blocks(text):
+        block = re.sub(r"^\d+[.)]\s+", "", block.strip().lstrip("-*• ").strip())
         if block.startswith("|"):
             block = " | ".join(c.strip() for c in block.strip("| ").split("|"))
         if not block or block == REDACTED or set(block) <= {"|", "-", " ", ":"}:

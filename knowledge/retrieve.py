@@ -215,6 +215,15 @@ class Retriever:
         return keep
 
     # ------------------------------------------------------------------ search
+    def expand(self, question: str) -> str:
+        """``question`` with the knowledge base's words for the customer's words it uses
+        (``retrieval.synonyms``: "subscription" → "membership"), for both rankings."""
+        lowered = question.lower()
+        extra = [words for said, words in self.settings.synonyms.items()
+                 if re.search(rf"\b{re.escape(said.lower())}\b", lowered)
+                 and words.lower() not in lowered]
+        return f"{question} ({', '.join(extra)})" if extra else question
+
     def embed(self, text: str) -> np.ndarray:
         return np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
 
@@ -222,6 +231,7 @@ class Retriever:
                mmr: Optional[bool] = None, threshold: Optional[float] = None) -> Retrieval:
         """The ``k`` best passages for ``question`` (filtered to ``product`` when given)."""
         started = time.perf_counter()
+        question = self.expand(question)
         vector = self.embed(question)
         embed_s = time.perf_counter() - started
         result = self.search_by_vector(vector, question, k=k, product=product, mmr=mmr,
