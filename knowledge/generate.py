@@ -8,7 +8,8 @@
                   generation runs at a time per process (a lock); waiting counts against
                   the timeout. For many concurrent conversations use the HTTP backend.
 ``openai``        an OpenAI-compatible ``/chat/completions`` endpoint (vLLM, TGI,
-                  llama.cpp server …) with a per-request timeout, retries with
+                  llama.cpp server …) through the ``openai`` client, with a per-request
+                  timeout, retries with
                   exponential back-off on timeouts, connection errors, 429 and 5xx, and an
                   overall deadline.
 ``extractive``    no generator (``get_generator`` returns None): every answer is the
@@ -21,7 +22,6 @@ assistant.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -250,7 +250,13 @@ def _has_accelerate() -> bool:
 
 # ----------------------------------------------------------------------------- HTTP
 class OpenAICompatibleGenerator(Generator):
-    """``POST {base_url}/chat/completions`` with timeout, retries and a deadline."""
+    """``/chat/completions`` through the ``openai`` client, with our timeout, retries and
+    deadline.
+
+    The client's own retries are off (``max_retries=0``): ours retry on timeouts,
+    connection errors, 408/409/425/429 and 5xx with ``retry_backoff_s`` doubled each
+    time, never on other 4xx, and never past the overall deadline.
+    """
 
     name = "openai"
 
@@ -259,43 +265,49 @@ class OpenAICompatibleGenerator(Generator):
     def __init__(self, settings: GenerationSettings) -> None:
         self.settings = settings
         self.opts = settings.openai
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from openai import OpenAI
+
+            # A local server (vLLM, llama.cpp) needs no key; the client insists on one.
+            self._client = OpenAI(base_url=self.opts.base_url,
+                                  api_key=os.environ.get(self.opts.api_key_env) or "none",
+                                  max_retries=0, timeout=self.opts.timeout_s)
+        return self._client
 
     def generate(self, messages: Messages, *, max_new_tokens: Optional[int] = None,
                  timeout_s: Optional[float] = None) -> Generation:
-        import httpx
+        import openai
 
         deadline = time.perf_counter() + (timeout_s or self.settings.timeout_s)
         started = time.perf_counter()
         url = self.opts.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(self.opts.api_key_env)
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        body = {
-            "model": self.opts.model,
-            "messages": list(messages),
-            "max_tokens": max_new_tokens or self.settings.max_new_tokens,
-            "temperature": self.settings.temperature,
-            "stream": False,
-        }
         last_error = "no attempt made"
         for attempt in range(self.opts.max_retries + 1):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise GenerationTimeout(f"no reply from {url} before the deadline ({last_error})")
             try:
-                response = httpx.post(url, json=body, headers=headers,
-                                      timeout=min(self.opts.timeout_s, remaining))
-            except httpx.TimeoutException:
+                response = self.client.with_options(
+                    timeout=min(self.opts.timeout_s, remaining)).chat.completions.create(
+                    model=self.opts.model, messages=list(messages),
+                    max_tokens=max_new_tokens or self.settings.max_new_tokens,
+                    temperature=self.settings.temperature, stream=False)
+            except openai.APITimeoutError:
                 last_error = f"attempt {attempt + 1} timed out"
-            except httpx.HTTPError as exc:
+            except openai.APIStatusError as exc:
+                last_error = f"attempt {attempt + 1}: HTTP {exc.status_code}"
+                if exc.status_code not in self.RETRY_STATUS:
+                    raise GenerationError(f"{url} refused the request: {last_error}") from exc
+            except openai.APIConnectionError as exc:
                 last_error = f"attempt {attempt + 1}: {type(exc).__name__}: {exc}"
+            except openai.OpenAIError as exc:  # e.g. a reply that is not JSON
+                raise GenerationError(f"unexpected reply from the endpoint: {exc}") from exc
             else:
-                if response.status_code == 200:
-                    return self._parse(response, started)
-                last_error = f"attempt {attempt + 1}: HTTP {response.status_code}"
-                if response.status_code not in self.RETRY_STATUS:
-                    raise GenerationError(f"{url} refused the request: {last_error}")
+                return self._parse(response, started)
             logger.warning("generation endpoint %s: %s", url, last_error)
             if attempt < self.opts.max_retries:
                 pause = self.opts.retry_backoff_s * (2 ** attempt)
@@ -309,15 +321,14 @@ class OpenAICompatibleGenerator(Generator):
 
     def _parse(self, response: Any, started: float) -> Generation:
         try:
-            data = response.json()
-            text = data["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError, json.JSONDecodeError) as exc:
+            text = response.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError) as exc:
             raise GenerationError(f"unexpected reply from the endpoint: {exc}") from exc
-        usage = data.get("usage") or {}
+        usage = getattr(response, "usage", None)
         return Generation(text=str(text).strip(), backend=self.name,
                           seconds=time.perf_counter() - started,
-                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                          completion_tokens=int(usage.get("completion_tokens") or 0))
+                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                          completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
 
 # ----------------------------------------------------------------------------- the process cache
