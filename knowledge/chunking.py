@@ -24,8 +24,8 @@ from knowledge.config import IngestSettings
 from knowledge.injection import instruction_like
 
 HEADING_SEPARATOR = " — "
-#: Bump when the splitting changes, so that ingestion re-splits unchanged files.
-CHUNKING_VERSION = 2
+#: Bump when loading or splitting changes, so that ingestion re-splits unchanged files.
+CHUNKING_VERSION = 3
 
 
 def heading(metadata: Dict) -> str:

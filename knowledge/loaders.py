@@ -15,8 +15,8 @@ PDF page, a CSV row, a JSON entry). Splitting into chunks comes later
 ``product_id``  a catalogue row's id, or the id in a heading like ``## Hiking Boots (TL-HIKE-01)``
 ``format``      md, html, txt, pdf, csv, json
 
-langchain's loaders do the reading (``TextLoader``, ``CSVLoader``, ``JSONLoader``,
-``PyPDFLoader``); HTML has its own ``BaseLoader`` because ``BSHTMLLoader`` flattens
+langchain's loaders do the reading (``TextLoader``, ``JSONLoader``, ``PyPDFLoader``),
+Python's ``csv`` module reads CSV rows (a quoted cell may span lines); HTML has its own ``BaseLoader`` because ``BSHTMLLoader`` flattens
 the page and loses the headings and table structure.
 
 A file that cannot be read or parsed raises ``LoaderError`` naming the file; the
@@ -110,25 +110,23 @@ def _product_from_heading(heading: str) -> Optional[str]:
 
 
 # ----------------------------------------------------------------------------- Markdown
+MARKDOWN_HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
+
+
 def markdown_sections(text: str) -> List[Tuple[List[str], str]]:
-    """[(headings h1..h3, body)] of a Markdown text; blank lines (paragraphs) are kept, and
-    ``#`` lines inside code fences are not headings."""
-    sections: List[Tuple[List[str], List[str]]] = [([], [])]
-    headings: List[str] = []
-    fence = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            fence = not fence
-        match = None if fence else re.match(r"^(#{1,3})\s+(.+?)\s*#*\s*$", line)
-        if match:
-            level = len(match.group(1))
-            headings = headings[: level - 1] + [""] * max(0, level - 1 - len(headings))
-            headings = headings[: level - 1] + [match.group(2).strip()]
-            sections.append((list(headings), []))
-        else:
-            sections[-1][1].append(line.rstrip())
-    return [(heads, "\n".join(lines).strip()) for heads, lines in sections]
+    """[(headings h1..h3, body)] of a Markdown text, split by langchain's
+    ``MarkdownHeaderTextSplitter`` (``#`` lines inside code fences are not headings);
+    paragraphs stay separated by a blank line."""
+    from langchain_text_splitters import MarkdownHeaderTextSplitter
+
+    splitter = MarkdownHeaderTextSplitter(MARKDOWN_HEADERS, strip_headers=True)
+    sections = []
+    for doc in splitter.split_text(text):
+        heads = [str(doc.metadata.get(name, "")) for _, name in MARKDOWN_HEADERS]
+        while heads and not heads[-1]:
+            heads.pop()
+        sections.append((heads, doc.page_content.replace("  \n", "\n\n").strip()))
+    return sections
 
 
 def load_markdown(path: Path, rel: str, settings: IngestSettings) -> List[Document]:
@@ -154,23 +152,25 @@ def load_markdown(path: Path, rel: str, settings: IngestSettings) -> List[Docume
 
 # ----------------------------------------------------------------------------- HTML
 class HTMLSectionLoader(BaseLoader):
-    """An HTML page as one document per ``<h1>``-``<h3>`` section (BeautifulSoup, html.parser).
+    """An HTML page as one document per ``<h1>``-``<h3>`` section.
 
-    Paragraphs and list items become lines; a table becomes its caption and one
-    line per row (``cell | cell``), with the header row first, so a row stays
-    readable after splitting. The title is ``<title>`` (else the first ``<h1>``),
-    the URL ``<link rel="canonical">`` (else a ``URL:`` paragraph).
+    langchain's ``HTMLHeaderTextSplitter`` does the header-aware splitting; before it
+    runs, BeautifulSoup drops scripts, styles and navigation and turns each table into
+    its caption and one paragraph per row (``cell | cell``, header row first), because
+    the splitter would otherwise give every cell a line of its own and a row would not
+    survive chunking. The title is ``<title>`` (else the first ``<h1>``), the URL
+    ``<link rel="canonical">`` (else a ``URL:`` paragraph).
     """
 
-    BLOCKS = {"p", "li", "pre", "blockquote", "dt", "dd", "figcaption", "address"}
-    HEADINGS = {"h1": 1, "h2": 2, "h3": 3}
-    SKIP = {"script", "style", "nav", "footer", "template", "noscript", "head"}
+    HEADERS = [("h1", "h1"), ("h2", "h2"), ("h3", "h3")]
+    SKIP = {"script", "style", "nav", "footer", "template", "noscript"}
 
     def __init__(self, file_path: str) -> None:
         self.file_path = file_path
 
     def lazy_load(self) -> Iterator[Document]:
         from bs4 import BeautifulSoup
+        from langchain_text_splitters import HTMLHeaderTextSplitter
 
         raw = Path(self.file_path).read_bytes()
         if b"\x00" in raw:
@@ -184,37 +184,27 @@ class HTMLSectionLoader(BaseLoader):
         h1 = soup.find("h1")
         if h1 is not None:
             title = h1.get_text(" ", strip=True) or title
-        root = soup.body or soup
-
-        sections: List[Tuple[List[str], List[str]]] = [([], [])]  # (headings, lines)
-        headings: List[str] = []
-
-        def walk(node: Any) -> None:
-            nonlocal headings
-            for child in getattr(node, "children", []):
-                name = getattr(child, "name", None)
-                if name is None:
-                    text = str(child).strip()
-                    if text and node is root:
-                        sections[-1][1].append(" ".join(text.split()))
-                    continue
-                if name in self.SKIP:
-                    continue
-                if name in self.HEADINGS:
-                    level = self.HEADINGS[name]
-                    text = child.get_text(" ", strip=True)
-                    headings = headings[: level - 1] + [text]
-                    sections.append((list(headings), []))
-                elif name == "table":
-                    sections[-1][1].extend(self._table_lines(child))
-                elif name in self.BLOCKS:
-                    text = " ".join(child.get_text(" ", strip=True).split())
-                    if text:
-                        sections[-1][1].append(text)
-                else:
-                    walk(child)
-
-        walk(root)
+        for tag in soup.find_all(list(self.SKIP)):
+            tag.decompose()
+        for table in soup.find_all("table"):
+            replacement = soup.new_tag("div")
+            for line in self._table_lines(table):
+                paragraph = soup.new_tag("p")
+                paragraph.string = line
+                replacement.append(paragraph)
+            table.replace_with(replacement)
+        splitter = HTMLHeaderTextSplitter(self.HEADERS)
+        sections: List[Tuple[List[str], List[str]]] = []
+        for piece in splitter.split_text(str(soup.body or soup)):
+            heads = [str(piece.metadata.get(name, "")) for _, name in self.HEADERS]
+            while heads and not heads[-1]:
+                heads.pop()
+            text = piece.page_content.strip()
+            if heads and text == heads[-1]:
+                continue  # the heading itself
+            if not sections or sections[-1][0] != heads:
+                sections.append((heads, []))
+            sections[-1][1].extend(p.strip() for p in text.split("  \n") if p.strip())
         for heads, lines in sections:
             body_lines = []
             for line in lines:
@@ -222,11 +212,11 @@ class HTMLSectionLoader(BaseLoader):
                 if match:
                     url = url or match.group(1)
                     continue
-                body_lines.append(line)
+                body_lines.append(" ".join(line.split()))
             body = "\n\n".join(body_lines).strip()
             if not body:
                 continue
-            section = " > ".join(heads[1:]) if len(heads) > 1 else ""
+            section = " > ".join(h for h in heads[1:] if h)
             meta: Dict[str, Any] = {"title": title, "section": section, "url": url}
             product = _product_from_heading(heads[-1] if heads else "")
             if product:
@@ -239,14 +229,11 @@ class HTMLSectionLoader(BaseLoader):
         caption = table.find("caption")
         if caption is not None:
             lines.append(caption.get_text(" ", strip=True) + ":")
-        rows = []
         for tr in table.find_all("tr"):
             cells = [" ".join(c.get_text(" ", strip=True).split())
                      for c in tr.find_all(["th", "td"])]
             if any(cells):
-                rows.append(" | ".join(cells))
-        if rows:
-            lines.append("\n".join(rows))
+                lines.append(" | ".join(cells))
         return lines
 
 
@@ -330,45 +317,39 @@ def load_pdf(path: Path, rel: str, settings: IngestSettings) -> List[Document]:
 
 # ----------------------------------------------------------------------------- CSV
 def load_csv(path: Path, rel: str, settings: IngestSettings) -> List[Document]:
-    """One document per row; the id column (``product_id``) makes it a catalogue row."""
+    """One document per row (``csv`` module: quoted cells may hold commas and line breaks);
+    the id column (``product_id``) makes it a catalogue row."""
     import csv
 
-    from langchain_community.document_loaders import CSVLoader
-
     with open(path, encoding="utf-8", newline="") as handle:
-        header = next(csv.reader(handle), None)
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        rows = list(reader)
     if not header:
         raise LoaderError(f"{rel}: empty CSV file")
     columns = [c.strip() for c in header]
     id_col = settings.csv_id_column if settings.csv_id_column in columns else None
     title_col = settings.csv_title_column if settings.csv_title_column in columns else None
-    url_col = "url" if "url" in columns else None
-    meta_cols = [c for c in (id_col, title_col, url_col) if c]
-    rows = CSVLoader(str(path), encoding="utf-8", metadata_columns=meta_cols).load()
     docs = []
-    for number, row in enumerate(rows, start=1):
-        meta = row.metadata
-        lines = []
-        for line in row.page_content.splitlines():
-            key, _, value = line.partition(": ")
-            if key == "None" or not value.strip():  # ragged rows, empty cells
-                continue
-            lines.append(f"{key.replace('_', ' ').capitalize()}: {value.strip()}")
-        product_id = (meta.get(id_col) or "").strip() if id_col else ""
-        title = (meta.get(title_col) or "").strip() if title_col else ""
-        new_meta: Dict[str, Any] = {
+    for number, cells in enumerate(rows, start=1):
+        if not any(c.strip() for c in cells):
+            continue
+        # A ragged row: missing cells are empty, extra cells (no column name) are dropped.
+        row = dict(zip(columns, [c.strip() for c in cells] + [""] * (len(columns) - len(cells))))
+        lines = [f"{key.replace('_', ' ').capitalize()}: {' '.join(value.split())}"
+                 for key, value in row.items() if key and value and key not in (id_col,
+                                                                                title_col, "url")]
+        product_id = row.get(id_col, "") if id_col else ""
+        title = row.get(title_col, "") if title_col else ""
+        meta: Dict[str, Any] = {
             "title": title or (lines[0] if lines else f"row {number}"),
-            "section": "",
-            "url": (meta.get(url_col) or "").strip() if url_col else "",
-            "row": number,
+            "section": "", "url": row.get("url", ""), "row": number,
         }
         if product_id:
-            new_meta["product_id"] = product_id
-            new_meta["doc_id"] = f"{rel}#{product_id}"
-            new_meta["catalogue"] = True
+            meta.update(product_id=product_id, doc_id=f"{rel}#{product_id}", catalogue=True)
         else:
-            new_meta["doc_id"] = f"{rel}#row-{number}"
-        docs.append(Document(page_content="\n".join(lines), metadata=new_meta))
+            meta["doc_id"] = f"{rel}#row-{number}"
+        docs.append(Document(page_content="\n".join(lines), metadata=meta))
     return docs
 
 
