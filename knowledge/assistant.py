@@ -166,7 +166,8 @@ class KnowledgeAssistant:
         seen = [f"{p.heading}\n{body}" for p, body in zip(passages, prompt.passages)]
         report = check(generation.text, seen, system_prompt=prompt.system,
                        product_names=retriever.product_names.values(), question=question,
-                       min_support=self.config.grounding.min_support, removed=prompt.removed)
+                       min_support=self.config.grounding.min_support, removed=prompt.removed,
+                       extra_product_words=self.config.grounding.product_words)
         answer.grounding = report
         if not self.config.grounding.enabled:  # the injection checks stay on
             report = GroundingReport(ok=not report.injection, problems=report.injection,

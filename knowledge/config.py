@@ -108,8 +108,8 @@ class RetrievalSettings(_Section):
     #: A passage's confidence = cosine similarity + coverage_weight x the share of the
     #: question's idf-weighted words it contains. Below ``score_threshold`` for every
     #: passage, the assistant says it does not know (tuned on benchmarks/rag_eval's dev split).
-    coverage_weight: float = Field(0.3, ge=0.0)
-    score_threshold: float = Field(0.57, ge=-1.0, le=3.0)
+    coverage_weight: float = Field(0.4, ge=0.0)
+    score_threshold: float = Field(0.55, ge=-1.0, le=3.0)
     mmr: bool = False
     fetch_k: int = Field(20, gt=0)
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
@@ -180,6 +180,9 @@ class GroundingSettings(_Section):
     enabled: bool = True
     #: Share of a reply's content words that must occur in the passages or the question.
     min_support: float = Field(0.5, ge=0.0, le=1.0)
+    #: Words that end a product name beyond those of the indexed catalogue ("Trainers"):
+    #: a capitalised phrase ending in one must appear in the passages.
+    product_words: List[str] = []
     extractive_max_chars: int = Field(420, gt=50)
 
 

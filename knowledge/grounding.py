@@ -10,7 +10,10 @@ one up in the passages the model was given (after injection cleaning):
   passages (``one code per order``) count as numbers;
 * codes such as ``FREE100``, ``ORD-12345``, ``TL-HIKE-01``, e-mail addresses and URLs;
 * product names: every catalogue name in the reply, and any capitalised phrase
-  ending in a product word ("Nike Air Max Trainers"), must appear in the passages;
+  ending in a product word ("Nike Air Max Trainers"), must appear in the passages.
+  The product words are the last words of the indexed catalogue's names ("Boots",
+  "Jacket") plus ``grounding.product_words``, so another shop's catalogue brings
+  its own ("Laptop", "Headphones");
 * citations ``[n]`` must name a passage that exists;
 * injection: the reply must not repeat the system instructions (8 words in a row) or
   text that injection cleaning removed from the passages, turns or question (5 words in
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from knowledge.injection import instruction_like
@@ -62,13 +66,22 @@ CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,}(?:-[A-Z0-9
                   r"\b(?=\w*\d)(?=\w*[A-Z]{2})[A-Z][A-Z0-9]{3,}\b")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 URL = re.compile(r"https?://[^\s)\]>\"']+")
-PRODUCT_WORDS = (
-    "Boots?|Jackets?|Jeans|Shirts?|Sweaters?|Parkas?|Hoodies?|T-Shirts?|Tees?|Cardigans?|"
-    "Beanies?|Scarf|Scarves|Gloves|Socks|Belts?|Bags?|Trainers|Sneakers|Shoes|Coats?|Dress(?:es)?|"
-    "Chinos|Shorts|Vests?|Kits?|Sprays?|Polos?|Blazers?|Suits?|Sandals|Loafers|Puffer|Fleece"
-)
-PRODUCT_PHRASE = re.compile(
-    rf"\b((?:[A-Z][\w'&.-]*\s+){{1,4}}(?:{PRODUCT_WORDS}))\b")
+
+
+def product_words(names: Iterable[str], extra: Iterable[str] = ()) -> List[str]:
+    """The words a product name ends in: the last word of each catalogue name, plus ``extra``."""
+    words = {name.split()[-1] for name in names if name and name.split()}
+    words |= {w for w in extra if w}
+    return sorted(words, key=len, reverse=True)
+
+
+@lru_cache(maxsize=32)
+def _product_phrase(words: Tuple[str, ...]) -> Optional["re.Pattern[str]"]:
+    """A capitalised phrase of two to five words ending in one of ``words`` (plural too)."""
+    if not words:
+        return None
+    ends = "|".join(re.escape(w) + r"(?:s|es)?" for w in words)
+    return re.compile(rf"\b((?:[A-Z][\w'&.-]*\s+){{1,4}}(?:{ends}))\b")
 LEADING_WORDS = {"the", "our", "a", "an", "your", "this", "these", "those", "both", "try", "and",
                  "or", "with", "for", "from", "yes", "no", "sorry", "hi", "my", "its", "their",
                  "any", "all", "each", "every", "other"}
@@ -199,7 +212,8 @@ def support(reply: str, passages: Sequence[str], question: str = "") -> float:
 
 def check(reply: str, passages: Sequence[str], *, system_prompt: str = "",
           product_names: Iterable[str] = (), question: str = "",
-          min_support: float = 0.5, removed: Sequence[str] = ()) -> GroundingReport:
+          min_support: float = 0.5, removed: Sequence[str] = (),
+          extra_product_words: Iterable[str] = ()) -> GroundingReport:
     """Check ``reply`` against ``passages`` (the texts the model saw, numbered from 1);
     ``removed`` is the untrusted text that injection cleaning kept from the model."""
     problems: List[str] = []
@@ -229,13 +243,14 @@ def check(reply: str, passages: Sequence[str], *, system_prompt: str = "",
                 problems.append(f"{what} {token} is not in the passages")
 
     names = sorted({n for n in product_names if n}, key=len, reverse=True)
+    phrase = _product_phrase(tuple(product_words(names, extra_product_words)))
     rest = text
     for name in names:
         if re.search(rf"\b{re.escape(name)}\b", rest, re.IGNORECASE):
             if name.lower() not in facts.text:
                 problems.append(f"product {name} is not in the passages")
             rest = re.sub(rf"\b{re.escape(name)}\b", " ", rest, flags=re.IGNORECASE)
-    for match in PRODUCT_PHRASE.finditer(rest):
+    for match in (phrase.finditer(rest) if phrase else ()):
         words = match.group(1).split()
         while words and words[0].lower() in LEADING_WORDS:
             words = words[1:]

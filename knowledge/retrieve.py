@@ -8,7 +8,8 @@ scores are cosine similarities (normalised vectors, inner-product index).
 * ``hybrid`` (default): the ``candidates`` best chunks of each side are fused by
   reciprocal-rank fusion, ``sum(weight / (rrf_k + rank))``; with ``hybrid: false``
   the ranking is the dense one alone. Then ``k`` passages by fused rank, or by
-  maximal marginal relevance among the fused candidates when ``mmr`` is on.
+  maximal marginal relevance among the ``fetch_k`` best fused candidates when ``mmr``
+  is on (relevance: the fused score; redundancy: cosine similarity between passages).
 * the "I don't know" decision: a passage's ``confidence`` is its cosine similarity
   plus ``coverage_weight`` times the share of the question's (idf-weighted) words it
   contains; when the best-ranked passage's confidence is below ``score_threshold``, ``answerable``
@@ -161,6 +162,9 @@ class Retriever:
             index_to_docstore_id=ids, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
         )
         self._by_name = {name.lower(): pid for pid, name in self.product_names.items() if name}
+        self._by_tokens = sorted(((tuple(tokenize(name)), pid) for name, pid in
+                                  self._by_name.items() if tokenize(name)),
+                                 key=lambda item: -len(item[0]))
 
     @classmethod
     def from_config(cls, config: KnowledgeConfig, index_path: Optional[Path] = None,
@@ -207,6 +211,16 @@ class Retriever:
                 lowered = lowered.replace(name, " ")
         return found
 
+    def names_in_words(self, words: List[str]) -> List[str]:
+        """Catalogue product ids whose name's words occur in a row in ``words`` (the
+        question's tokens after typo correction: "chelsae boots" → Chelsea Boots)."""
+        found = []
+        for name_words, pid in self._by_tokens:
+            size = len(name_words)
+            if any(tuple(words[i:i + size]) == name_words for i in range(len(words) - size + 1)):
+                found.append(pid)
+        return found
+
     @staticmethod
     def _product_filter(product_id: str) -> Callable[[Dict[str, Any]], bool]:
         def keep(metadata: Dict[str, Any]) -> bool:
@@ -251,11 +265,11 @@ class Retriever:
                            product_id=product_id)
         if product and settings.product_filter and not product_id:
             result.notes.append(f"product {product!r} is not in the catalogue: no filter")
-        boost = set(self.names_in(question))
+        words = self.lexical.correct(tokenize(question))
+        boost = set(self.names_in(question)) | set(self.names_in_words(words))
         if product_id:
             boost.add(product_id)
         started = time.perf_counter()
-        words = self.lexical.correct(tokenize(question))
         if self.index.ntotal:
             if product_id:
                 result.passages = self._search(vector, words, k, mmr,
@@ -317,16 +331,35 @@ class Retriever:
             for rank, position in enumerate(self._lexical(words, count, keep), start=1):
                 fused[position] = fused.get(position, 0.0) + (
                     settings.lexical_weight / (settings.rrf_k + rank))
+        if settings.hybrid and settings.product_boost and boost:
+            # The catalogue row of a product the question names is the authoritative source:
+            # it leads the fused ranking whenever either ranking found it.
+            for position in fused:
+                meta = self.stored.chunks[position]["metadata"]
+                if meta.get("catalogue") and meta.get("product_id") in boost:
+                    fused[position] += settings.dense_weight + settings.lexical_weight
         order = sorted(fused, key=lambda pos: fused[pos], reverse=True)
         if mmr:
-            from langchain_community.vectorstores.utils import maximal_marginal_relevance
-
-            pool = order[:settings.fetch_k]
-            vectors = np.stack([self.index.reconstruct(p) for p in pool]) if pool else []
-            picked = maximal_marginal_relevance(vector, list(vectors), k=min(k, len(pool)),
-                                                lambda_mult=settings.mmr_lambda)
-            order = [pool[i] for i in picked]
+            order = self._mmr(order[:settings.fetch_k], fused, k)
         return [self._passage(p, vector, words, fused[p]) for p in order[:k]]
+
+    def _mmr(self, pool: List[int], fused: Dict[int, float], k: int) -> List[int]:
+        """Maximal marginal relevance over ``pool``: relevance is the fused score (scaled to
+        the best one), redundancy the cosine similarity to the passages already picked."""
+        if not pool:
+            return []
+        vectors = np.stack([self.index.reconstruct(p) for p in pool])
+        top = max(fused[p] for p in pool) or 1.0
+        relevance = np.asarray([fused[p] / top for p in pool])
+        lam = self.settings.mmr_lambda
+        picked: List[int] = []
+        while len(picked) < min(k, len(pool)):
+            redundancy = (np.max(vectors @ vectors[picked].T, axis=1) if picked
+                          else np.zeros(len(pool)))
+            value = lam * relevance - (1 - lam) * redundancy
+            value[picked] = -np.inf
+            picked.append(int(np.argmax(value)))
+        return [pool[i] for i in picked]
 
     def _passage(self, position: int, vector: np.ndarray, words: List[str],
                  fused: float) -> Passage:

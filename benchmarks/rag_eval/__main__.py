@@ -170,13 +170,16 @@ def threshold_curve(rows: List[Dict[str, Any]], coverage_weight: float
 
 
 def tune(rows: List[Dict[str, Any]], weights: Sequence[float]) -> Dict[str, Any]:
-    """The coverage weight and threshold with the fewest answerable refused plus unanswerable
-    answered (as shares) on ``rows``; ties go to the lower false-"I don't know" share."""
+    """The coverage weight and threshold with the fewest wrong decisions on ``rows``
+    (answerable questions refused plus unanswerable ones answered: every customer counts
+    the same); ties go to the lower sum of the two shares."""
+    n_answerable = sum(1 for r in rows if r["answerable"])
+    n_unanswerable = len(unanswerable_rows(rows))
     best: Optional[Dict[str, Any]] = None
     for weight in weights:
         for point in threshold_curve(rows, weight):
-            cost = (point["answerable_refused"] + point["unanswerable_answered"],
-                    point["answerable_refused"])
+            refused, answered = point["answerable_refused"], point["unanswerable_answered"]
+            cost = (round(refused * n_answerable + answered * n_unanswerable), refused + answered)
             if best is None or cost < best["cost"]:
                 best = dict(point, coverage_weight=weight, cost=cost)
     if best is None:

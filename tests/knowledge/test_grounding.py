@@ -39,7 +39,7 @@ def test_faithful_replies_pass(reply):
     ("Use the code FREE100 for 100% off [2].", "FREE100"),
     ("Write to help@threadline.example [1].", "help@threadline.example"),
     ("The Rain Jacket is great for hiking [1].", "Rain Jacket"),
-    ("Try the Nike Air Max Trainers instead [1].", "Nike Air Max Trainers"),
+    ("Try the Gucci Leather Jacket instead [1].", "Gucci Leather Jacket"),
     ("See passage [4] for details.", "[4]"),
 ])
 def test_invented_facts_fail(reply, problem):
@@ -134,3 +134,14 @@ def test_model_saying_it_does_not_know_is_passed_on_honestly(real_index):
                                    generator=FakeGenerator("I don't know."))
     answer = assistant.answer("how long do refunds take to reach my card?")
     assert answer.kind == "unknown" and "colleague" in answer.text
+
+
+def test_product_words_come_from_the_catalogue_and_the_settings():
+    """Another shop's catalogue brings its own product words; none are built in."""
+    reply = "Try the Nike Air Max Trainers instead [1]."
+    assert check(reply, PASSAGES, product_names=NAMES).ok  # "Trainers" names no product here
+    report = check(reply, PASSAGES, product_names=NAMES, extra_product_words=["Trainers"])
+    assert not report.ok and "Nike Air Max Trainers" in report.problems[0]
+    gadgets = check("The Zenbook Pro Laptop has 32 GB [1].", ["The Zenbook Air Laptop: 32 GB."],
+                    product_names=["Zenbook Air Laptop"])
+    assert not gadgets.ok and "Zenbook Pro Laptop" in gadgets.problems[0]

@@ -26,7 +26,8 @@ def key_of(real_index):
 
 def test_index_folder_holds_no_pickle(real_index):
     names = sorted(os.listdir(real_index.path))
-    assert names == ["docstore.json", "index.faiss", "manifest.json", "manifest.sig"]
+    assert names == ["bm25.json", "docstore.json", "index.faiss", "manifest.json",
+                     "manifest.sig"]
     store = json.loads((real_index.path / "docstore.json").read_text(encoding="utf-8"))
     assert len(store["chunks"]) == real_index.report.chunks
 
@@ -58,6 +59,24 @@ def test_edited_docstore_is_refused(real_index, index_copy):
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("139.99", "1.99", 1), encoding="utf-8")
     with pytest.raises(IndexIntegrityError, match="docstore.json was modified"):
+        load_index(index_copy, key_of(real_index))
+
+
+def test_edited_bm25_tokens_are_refused(real_index, index_copy):
+    """Planting a word in a chunk's BM25 tokens (to pull it up for a query) is tampering."""
+    path = index_copy / "bm25.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tokens"][0] = data["tokens"][0] + ["free", "free", "free"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexIntegrityError, match="bm25.json was modified"):
+        load_index(index_copy, key_of(real_index))
+    with pytest.raises(IndexIntegrityError, match="bm25.json"):
+        Retriever.from_config(real_index.config, index_copy)
+
+
+def test_a_missing_bm25_file_is_refused(real_index, index_copy):
+    (index_copy / "bm25.json").unlink()
+    with pytest.raises(IndexIntegrityError, match="bm25.json was modified or replaced"):
         load_index(index_copy, key_of(real_index))
 
 
