@@ -108,8 +108,8 @@ class RetrievalSettings(_Section):
     #: A passage's confidence = cosine similarity + coverage_weight x the share of the
     #: question's idf-weighted words it contains. Below ``score_threshold`` for every
     #: passage, the assistant says it does not know (tuned on benchmarks/rag_eval's dev split).
-    coverage_weight: float = Field(0.4, ge=0.0)
-    score_threshold: float = Field(0.55, ge=-1.0, le=3.0)
+    coverage_weight: float = Field(0.2, ge=0.0)
+    score_threshold: float = Field(0.44, ge=-1.0, le=3.0)
     mmr: bool = False
     fetch_k: int = Field(20, gt=0)
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
@@ -168,6 +168,8 @@ class PromptSettings(_Section):
     """The prompt template and what goes into it."""
 
     template: str = "knowledge/prompt_template.txt"
+    #: Who the assistant is, for the template's ``{persona}`` (the shop's words).
+    persona: str = "the customer-service assistant"
     #: Earlier conversation turns (customer and assistant messages) included.
     history_turns: int = Field(4, ge=0)
     max_passage_chars: int = Field(900, gt=100)

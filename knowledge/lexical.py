@@ -87,7 +87,13 @@ class LexicalIndex:
         self.retriever = BM25Retriever(
             vectorizer=vectorizer, docs=[Document(page_content=" ".join(t)) for t in corpus],
             preprocess_func=tokenize)
-        self._unseen_idf = math.log(len(corpus) + 0.5) - math.log(0.5)
+        # Coverage weighs words by a never-negative idf, log(1 + (N - n + 0.5) / (n + 0.5))
+        # (BM25Okapi's own can be negative or zero in a small corpus).
+        self._documents: Dict[str, int] = defaultdict(int)
+        for frequencies in vectorizer.doc_freqs:
+            for word in frequencies:
+                self._documents[word] += 1
+        self._size = len(self.tokens)
         self._by_initial: Dict[str, List[str]] = defaultdict(list)
         for word in sorted(vectorizer.idf):
             self._by_initial[word[:1]].append(word)
@@ -118,9 +124,9 @@ class LexicalIndex:
         return np.asarray(self.vectorizer.get_scores(list(query_tokens)), dtype=np.float32)
 
     def idf(self, token: str) -> float:
-        """The token's idf; a token no chunk contains gets the highest possible idf."""
-        value = self.vectorizer.idf.get(token)
-        return float(value) if value is not None else self._unseen_idf
+        """The token's weight for coverage; a token no chunk contains weighs the most."""
+        n = self._documents.get(token, 0)
+        return math.log(1.0 + (self._size - n + 0.5) / (n + 0.5))
 
     def coverage(self, query_tokens: Sequence[str], position: int) -> float:
         """Share (0-1) of the query's idf weight whose words occur in chunk ``position``."""

@@ -26,7 +26,7 @@ from knowledge.config import PromptSettings, resolve_path
 from knowledge.injection import REDACTED, spread_attack, split_injected, strip_control_tokens
 from knowledge.retrieve import Passage
 
-PLACEHOLDER = re.compile(r"\{(passages|history|question)\}")
+PLACEHOLDER = re.compile(r"\{(persona|passages|history|question)\}")
 SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
 
 
@@ -131,7 +131,8 @@ class PromptBuilder:
         turns, dropped = self.format_history(history)
         clean_question, from_question = split_injected(" ".join(question.split()))
         removed += dropped + from_question
-        values = {"passages": block, "history": turns, "question": clean_question}
+        values = {"persona": self.settings.persona, "passages": block, "history": turns,
+                  "question": clean_question}
         messages = [
             {"role": "system", "content": _fill(self.template.system, values)},
             {"role": "user", "content": _fill(self.template.user, values)},

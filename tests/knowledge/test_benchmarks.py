@@ -20,14 +20,24 @@ def test_rag_eval_takes_any_question_file_and_index(real_index, tmp_path, monkey
     ]) + "\n", encoding="utf-8")
     out = tmp_path / "rag.json"
     assert main(["--questions", str(questions), "--index", str(real_index.path),
-                 "--backend", "extractive", "--threads", "1", "--out", str(out)]) == 0
+                 "--backend", "extractive", "--threads", "1", "--tune", str(questions),
+                 "--plot-python", "", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    retrieval, answers = result["retrieval"], result["answers"]
-    assert retrieval["answerable"] == 2 and retrieval["recall_at_5"] == 1.0
-    assert retrieval["mrr"] > 0.5 and retrieval["unanswerable_below_threshold"] == 1.0
-    assert answers["kinds"] == {"extractive": 2, "unknown": 1, "refusal": 1}
-    assert answers["extractive_fallback_rate"] == 1.0
-    assert "recall@5" in result["table"]
+    assert set(result["modes"]) == {"dense", "hybrid"}
+    for mode in ("dense", "hybrid"):
+        entry = result["sets"]["q"][mode]
+        retrieval, answers = entry["retrieval"], entry["answers"]
+        assert retrieval["answerable"] == 2 and retrieval["recall_at_5"] == 1.0
+        assert retrieval["mrr"] >= 0.5 and retrieval["unanswerable_below_threshold"] == 1.0
+        assert retrieval["retrieval_ms_p50"] > 0 and retrieval["curve"]
+        assert answers["kinds"] == {"extractive": 2, "unknown": 1, "refusal": 1}
+        assert answers["answer_contains_rate"] == 1.0 and answers["false_unknown_rate"] == 0
+        assert answers["unanswerable_answered_rate"] == 0
+    assert result["modes"]["dense"]["hybrid"] is False
+    # both gold passages first with hybrid retrieval; second with dense alone
+    assert result["sets"]["q"]["hybrid"]["retrieval"]["mrr"] == 1.0
+    assert result["tuned"]["answerable_refused"] == 0.0
+    assert "| recall@5 |" in result["table"]
 
 
 def test_faiss_scale_small(tmp_path):
