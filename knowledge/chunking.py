@@ -2,7 +2,8 @@
 
 Each section is split with langchain's ``RecursiveCharacterTextSplitter``
 (``ingest.chunk_size`` / ``ingest.chunk_overlap`` characters, paragraph, line,
-then word boundaries); a catalogue row is one chunk, whatever its length. Every chunk then starts with a one-line heading, e.g.
+then word boundaries); a catalogue row is one chunk, whatever its length.
+Every chunk then starts with a one-line heading, e.g.
 ``Returns Policy — The return window`` or ``Hiking Boots (TL-HIKE-01)``, so a
 chunk cut out of the middle of a page still says what it is about: the encoder
 sees it, the language model sees it, and the extractive answer can name it.

@@ -16,7 +16,8 @@ PDF page, a CSV row, a JSON entry). Splitting into chunks comes later
 ``format``      md, html, txt, pdf, csv, json
 
 langchain's loaders do the reading (``TextLoader``, ``JSONLoader``, ``PyPDFLoader``),
-Python's ``csv`` module reads CSV rows (a quoted cell may span lines); HTML has its own ``BaseLoader`` because ``BSHTMLLoader`` flattens
+Python's ``csv`` module reads CSV rows (a quoted cell may span lines); HTML has its
+own ``BaseLoader`` because ``BSHTMLLoader`` flattens
 the page and loses the headings and table structure.
 
 A file that cannot be read or parsed raises ``LoaderError`` naming the file; the
