@@ -162,12 +162,17 @@ class Endpoints:
     action_port: int
     tracker_db: Path
     turn_log: Optional[Path] = None
+    source: Path = ROOT / "endpoints.yml"
 
     def write(self, path: Path) -> Path:
-        """Copies endpoints.yml with this run's action server URL and files."""
-        config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
-        config["action_endpoint"]["url"] = f"http://localhost:{self.action_port}/webhook"
-        config["tracker_store"]["db"] = str(self.tracker_db)
+        """Copies `source` with this run's action server URL and files (an SQL tracker
+        store is pointed at `tracker_db`; others are kept as they are)."""
+        config = yaml.safe_load(self.source.read_text()) if self.source.exists() else {}
+        config = config or {}
+        config.setdefault("action_endpoint", {})["url"] = (
+            f"http://localhost:{self.action_port}/webhook")
+        if (config.get("tracker_store") or {}).get("type") == "SQL":
+            config["tracker_store"]["db"] = str(self.tracker_db)
         if self.turn_log is not None and config.get("event_broker"):
             config["event_broker"]["path"] = str(self.turn_log)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,12 +183,12 @@ class Endpoints:
 @contextmanager
 def _service(
     name: str, command: List[str], env: Dict[str, str], health_url: str, log_file: Path,
-    timeout: float,
+    timeout: float, cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen]:
-    """Runs a server process until the block ends, once `health_url` answers."""
+    """Runs a server process in `cwd` until the block ends, once `health_url` answers."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
         try:
             wait_until_healthy(health_url, process, name, timeout)
@@ -199,23 +204,25 @@ def _service(
 
 def rasa_server(
     port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR,
-    env: Optional[Dict[str, str]] = None,
+    env: Optional[Dict[str, str]] = None, project: Path = ROOT,
 ) -> ContextManager[subprocess.Popen]:
-    """`rasa run --enable-api` (the channels of credentials.yml and the HTTP API)."""
+    """`rasa run --enable-api` (the channels of `project`'s credentials.yml and the HTTP API)."""
     command = rasa("run", "--enable-api", "--cors", "*", "--port", str(port), "--model",
                    str(model), "--endpoints", str(endpoints), "--credentials", "credentials.yml")
     return _service("Rasa server", command, offline_env(**(env or {})),
-                    f"http://localhost:{port}/status", log_file, 300)
+                    f"http://localhost:{port}/status", log_file, 300, cwd=project)
 
 
 def action_server(
-    port: int, store: Path, log_file: Path, env: Optional[Dict[str, str]] = None
+    port: int, store: Optional[Path], log_file: Path, env: Optional[Dict[str, str]] = None,
+    project: Path = ROOT,
 ) -> ContextManager[subprocess.Popen]:
-    """`python -m rasa_sdk --actions actions` in the actions env, as a context manager."""
+    """`python -m rasa_sdk --actions actions` in the actions env, run in `project` (whose
+    `actions` package wins over this repository's), on the demo `store` if one is given."""
     command = [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
-    return _service("action server", command,
-                    offline_env(CSBOT_STORE_DB=str(store), **(env or {})),
-                    f"http://localhost:{port}/health", log_file, 120)
+    store_env = {"CSBOT_STORE_DB": str(store)} if store else {}
+    return _service("action server", command, offline_env(**store_env, **(env or {})),
+                    f"http://localhost:{port}/health", log_file, 120, cwd=project)
 
 
 @dataclass
