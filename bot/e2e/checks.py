@@ -1,9 +1,9 @@
 """What each kind of step compares, against one turn read back from the tracker.
 
 A turn is what one `user` step caused: the tracker events from that user message on, and the
-slots after it. `bot` and `utter` steps match the turn's bot messages in order (each one
-after the message the previous step matched; messages in between are allowed); every other
-check looks at the whole turn. A check returns None when it holds, else (expected, got).
+slots after it. `bot` and `utter` steps match the turn's bot messages in order, and `action`
+steps its actions in order (each one after what the previous step of its kind matched;
+others in between are allowed); every other check looks at the whole turn. A check returns None when it holds, else (expected, got).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Turn:
     events: List[Dict[str, Any]]
     slots: Dict[str, Any]
     cursor: int = 0  # index into bot_messages after the last matched bot/utter step
+    action_cursor: int = 0  # index into actions() after the last matched action step
     bot_messages: List[Dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,8 +172,11 @@ def check(step: Step, turn: Turn, responses: Dict[str, List[Dict]]) -> Optional[
         return _ordered(turn, f"response {value}", lambda m: is_response(value, m, responses))
     if kind == "action":
         ran = turn.actions()
-        return None if value in ran else (f"action {value} runs",
-                                          f"actions run: {', '.join(ran) or 'none'}")
+        if value in ran[turn.action_cursor:]:
+            turn.action_cursor = ran.index(value, turn.action_cursor) + 1
+            return None
+        after = f" after {ran[turn.action_cursor - 1]}" if turn.action_cursor else ""
+        return f"action {value} runs{after}", f"actions run: {', '.join(ran) or 'none'}"
     if kind == "intent":
         got = (turn.parse_data.get("intent") or {}).get("name")
         return None if got == value else (f"intent {value}", f"intent {got}")
