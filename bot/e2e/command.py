@@ -136,8 +136,8 @@ def report(results: List[CaseRun], junit: Path) -> Summary:
     return summary
 
 
-def main(options: Options) -> int:
-    """Exit code: 0 all passed, 1 some failed, 2 the files or the servers had a problem."""
+def run(options: Options) -> Optional[Summary]:
+    """Loads, runs and reports; None (after saying why) when the files or servers failed."""
     try:
         cases = load([Path(p) for p in options.paths], options.name_filter)
         if not cases:
@@ -145,8 +145,14 @@ def main(options: Options) -> int:
         results = execute(options, cases)
     except FormatError as error:
         log(f"e2e: {error}")
-        return 2
+        return None
     except (ServiceError, ServerError, aiohttp.ClientError, OSError) as error:
         log(f"e2e: could not run the tests: {error}")
-        return 2
-    return 1 if report(results, options.junit).failed else 0
+        return None
+    return report(results, options.junit)
+
+
+def main(options: Options) -> int:
+    """Exit code: 0 all passed, 1 some failed, 2 the files or the servers had a problem."""
+    summary = run(options)
+    return 2 if summary is None else int(summary.failed > 0)
