@@ -3,7 +3,8 @@
 A turn is what one `user` step caused: the tracker events from that user message on, and the
 slots after it. `bot` and `utter` steps match the turn's bot messages in order, and `action`
 steps its actions in order (each one after what the previous step of its kind matched;
-others in between are allowed); every other check looks at the whole turn. A check returns None when it holds, else (expected, got).
+others in between are allowed); every other check looks at the whole turn. A check returns
+None when it holds, else (expected, got).
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def _ordered(turn: Turn, wanted: str, test: Any) -> Optional[Failure]:
 def path_value(data: Any, path: str) -> Tuple[bool, Any]:
     """(found, value) at a dotted path; integer parts index lists (`sources.0.title`)."""
     for part in path.split("."):
-        if isinstance(data, list) and part.lstrip("-").isdigit() and -len(data) <= int(part) < len(data):
-            data = data[int(part)]
+        index = int(part) if part.lstrip("-").isdigit() else None
+        if isinstance(data, list) and index is not None and -len(data) <= index < len(data):
+            data = data[index]
         elif isinstance(data, dict) and part in data:
             data = data[part]
         else:

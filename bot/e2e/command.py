@@ -74,9 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace) -> Options:
     project = args.project.resolve()
-    return Options(args.paths or [str(project / p) for p in DEFAULT_PATHS], args.url, args.token, project,
-                   args.concurrency, args.repeat, args.fixtures_command, args.junit.resolve(),
-                   args.name_filter)
+    paths = args.paths or [str(project / p) for p in DEFAULT_PATHS]
+    return Options(paths, args.url, args.token, project, args.concurrency, args.repeat,
+                   args.fixtures_command, args.junit.resolve(), args.name_filter)
 
 
 @contextmanager

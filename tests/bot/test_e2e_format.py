@@ -102,7 +102,8 @@ def step(kind, value):
 
 
 def test_bot_and_utter_steps_match_the_messages_in_order():
-    t = turn([user(), bot("first", "utter_ask_email"), bot("Shall I cancel order ORD-1? (yes / no)")])
+    t = turn([user(), bot("first", "utter_ask_email"),
+              bot("Shall I cancel order ORD-1? (yes / no)")])
     assert check(step("utter", "utter_ask_email"), t, RESPONSES) is None
     # matched by the domain's variation (placeholders match anything) when no utter_action
     assert check(step("utter", "utter_ask_cancel_order_form_confirm_cancel"), t, RESPONSES) is None

@@ -11,7 +11,6 @@ how well SmolLM2 writes.
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
