@@ -3,10 +3,10 @@
 (That the runner catches real breakage on live servers is tests/server/test_e2e_runner.py.)
 """
 
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-import xml.etree.ElementTree as ElementTree
 
 from bot.e2e.checks import Turn, check
 from bot.e2e.format import FormatError, Step, load, load_file
