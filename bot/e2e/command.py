@@ -114,7 +114,7 @@ def execute(options: Options, cases: List[TestCase]) -> List[CaseRun]:
     def run(url: str, token: Optional[str], fixtures: Optional[str]) -> List[CaseRun]:
         log(f"e2e: {len(cases)} test cases against {url} ({options.concurrency} at once)")
         return asyncio.run(run_all(url, cases, token, options.concurrency, options.repeat,
-                                   options.fixtures_command or fixtures))
+                                   options.fixtures_command or fixtures, progress=progress))
 
     if options.url:
         return run(options.url, token, None)
@@ -123,6 +123,13 @@ def execute(options: Options, cases: List[TestCase]) -> List[CaseRun]:
         logs = options.logs or Path(tmp)
         with live_servers(options.project, Path(tmp), token, logs) as (url, fixtures):
             return run(url, token, fixtures)
+
+
+def progress(result: CaseRun) -> None:
+    """One line per finished run, so a long run shows it is moving."""
+    run = f" (run {result.run})" if result.run > 1 else ""
+    print(f"  {'ok  ' if result.passed else 'FAIL'} {result.case.id}{run} "
+          f"[{result.seconds:.1f} s]", flush=True)
 
 
 def report(results: List[CaseRun], junit: Path) -> Summary:

@@ -45,8 +45,10 @@ CHECKS: Dict[str, Tuple[type, ...]] = {
 }
 SENTIMENTS = ("negative", "neutral", "positive")
 CASE_KEYS = {"test_case", "steps", "fixtures"}
-#: `repeat: K` runs every case of the file K times (generative answers: pass^k).
-TOP_KEYS = {"test_cases", "fixtures", "repeat", "version"}
+#: `repeat: K` runs every case of the file K times (generative answers: pass^k);
+#: `concurrency: N` keeps at most N of the file's runs in flight (a model that answers one
+#: request at a time).
+TOP_KEYS = {"test_cases", "fixtures", "repeat", "concurrency", "version"}
 
 
 class FormatError(ValueError):
@@ -80,6 +82,7 @@ class TestCase:
     steps: Tuple[Step, ...]
     fixtures: Tuple[Fixture, ...] = field(default=())
     repeat: int = 1  # runs per test run: the file's `repeat`, or more with --repeat
+    concurrency: Optional[int] = None  # the file's cap on its runs in flight at once
 
     @property
     def id(self) -> str:
@@ -182,9 +185,10 @@ def load_file(path: Path) -> List[TestCase]:
         raise FormatError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(sorted(TOP_KEYS))})")
     repeat = document.get("repeat", 1)
-    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-        raise FormatError(f"{path}: `repeat` is a whole number of runs, 1 or more, "
-                          f"got {repeat!r}")
+    concurrency = document.get("concurrency")
+    for key, value in (("repeat", repeat), ("concurrency", concurrency or 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise FormatError(f"{path}: `{key}` is a whole number, 1 or more, got {value!r}")
     try:
         fixtures = _fixtures(document.get("fixtures"))
     except ValueError as error:
@@ -210,7 +214,8 @@ def load_file(path: Path) -> List[TestCase]:
             if missing:
                 raise ValueError(f"unknown fixture(s) {', '.join(map(str, missing))}")
             cases.append(TestCase(name, path, _steps(raw.get("steps")),
-                                  tuple(Fixture(f, fixtures[f]) for f in wanted), repeat))
+                                  tuple(Fixture(f, fixtures[f]) for f in wanted), repeat,
+                                  concurrency))
             names.add(name)
         except ValueError as error:
             raise FormatError(f"{path}, {label}: {error}") from None

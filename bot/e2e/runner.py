@@ -10,13 +10,14 @@ knows nothing of any project.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import aiohttp
 
@@ -145,17 +146,24 @@ async def run_case(client: RasaClient, case: TestCase, run: int,
 
 async def run_all(url: str, cases: Sequence[TestCase], token: Optional[str] = None,
                   concurrency: int = 8, repeat: int = 1, fixtures_command: Optional[str] = None,
-                  timeout: float = 300.0) -> List[CaseRun]:
+                  timeout: float = 300.0,
+                  progress: Optional[Callable[[CaseRun], None]] = None) -> List[CaseRun]:
     """Every case `repeat` times (or its file's `repeat`, if more), at most `concurrency`
-    runs at once."""
+    runs at once (and no more of a file's than its own `concurrency`)."""
     limit = asyncio.Semaphore(max(1, concurrency))
+    per_file = {case.file: asyncio.Semaphore(case.concurrency)
+                for case in cases if case.concurrency}
     async with aiohttp.ClientSession() as session:
         client = RasaClient(session, url, token, timeout)
         responses = await client.responses()
 
         async def bounded(case: TestCase, run: int) -> CaseRun:
-            async with limit:
-                return await run_case(client, case, run, responses, fixtures_command)
+            async with per_file.get(case.file) or contextlib.nullcontext():
+                async with limit:
+                    result = await run_case(client, case, run, responses, fixtures_command)
+            if progress:
+                progress(result)
+            return result
 
         return list(await asyncio.gather(*(
             bounded(case, run) for case in cases
