@@ -8,6 +8,7 @@ The knowledge base answers extractively here: the question is whether sources ar
 how well SmolLM2 writes.
 """
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -78,9 +79,10 @@ def rasa(tmp_path_factory):
     endpoints = Endpoints(action_port, work / "tracker.db", work / "turns.jsonl").write(
         work / "endpoints.yml")
     (work / "cases.yml").write_text(CASES)
-    with rasa_server(rasa_port, endpoints, work / "rasa.log"):
+    token = secrets.token_urlsafe(24)  # the HTTP API's token, handed to the runner by env
+    with rasa_server(rasa_port, endpoints, work / "rasa.log", env={"RASA_AUTH_TOKEN": token}):
         yield {"url": f"http://localhost:{rasa_port}", "action_port": action_port,
-               "store": store, "work": work}
+               "store": store, "work": work, "token": token}
 
 
 def run_broken(rasa, tmp_path, file=None, line=None, broken=None, case=None):
@@ -99,7 +101,8 @@ def run_broken(rasa, tmp_path, file=None, line=None, broken=None, case=None):
             [sys.executable, "-m", "bot", "test", "e2e", "--url", rasa["url"],
              str(rasa["work"] / "cases.yml"), "--junit", str(tmp_path / "junit.xml")]
             + (["-k", case] if case else []),
-            cwd=ROOT, env=offline_env(), capture_output=True, text=True, timeout=600)
+            cwd=ROOT, env=offline_env(RASA_AUTH_TOKEN=rasa["token"]), capture_output=True,
+            text=True, timeout=600)
 
 
 def test_the_unbroken_actions_pass_every_case(rasa, tmp_path):
