@@ -70,7 +70,7 @@ def demo_customers() -> List[Customer]:
     ]
 
 
-def _tracking(order_id: str, carrier: str) -> str:
+def tracking_number(order_id: str, carrier: str) -> str:
     """A deterministic tracking number in the carrier's usual format."""
     digest = hashlib.sha256(order_id.encode()).hexdigest()
     digits = str(int(digest, 16))
@@ -115,7 +115,7 @@ def demo_orders(now: datetime) -> List[Tuple[Order, List[OrderItem]]]:
             shipped_at=ago(plan.shipped),
             delivered_at=ago(plan.delivered),
             carrier=carrier,
-            tracking=_tracking(order_id, carrier) if carrier else None,
+            tracking=tracking_number(order_id, carrier) if carrier else None,
             total=round(sum(i.unit_price * i.quantity for i in items), 2),
             final_sale=plan.final_sale,
         )

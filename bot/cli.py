@@ -5,6 +5,7 @@
     bot shell   the same, chatting in this terminal (rasa shell)
     bot train   only train
     bot test    the whole test suite (what `make test` and CI run)
+    bot test e2e [PATH…]   end-to-end conversation tests against live servers (README)
     bot knowledge ingest|ask|verify …   the product-knowledge index (actions env)
     bot analytics export|report   per-turn exports / sentiment and hand-off report
                 (redacted; from the tracker store, see docs/analytics.md)
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from bot import services
+from bot.e2e import command as e2e
 from bot.services import (
     AUTH_TOKEN_FILE, DATA_DIR, LOGS_DIR, ROOT, Endpoints, ServiceError, SlackStandIn, log, shown,
 )
@@ -123,7 +125,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     shell_parser = commands.add_parser("shell", help="chat with the assistant in this terminal")
     shell_parser.add_argument("--action-port", type=int, default=5055)
     commands.add_parser("train", help="train the assistant (cached when nothing changed)")
-    commands.add_parser("test", help="run the whole test suite")
+    test_parser = commands.add_parser("test", help="run the whole test suite")
+    test_parts = test_parser.add_subparsers(dest="test_part")
+    e2e.add_arguments(test_parts.add_parser(
+        "e2e", help="end-to-end conversation tests (tests/e2e) against live servers"))
     commands.add_parser(
         "knowledge", add_help=False,
         help="product knowledge: ingest PATH… | ask QUESTION | verify (docs/knowledge.md)")
@@ -186,6 +191,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return analytics.run(args.analytics_action, args.endpoints, args.out,
                                  args.conversation, args.top)
+        if args.test_part == "e2e":
+            return e2e.main(e2e.options_from(args))
         from bot.testing import run_all
 
         return run_all()

@@ -206,12 +206,17 @@ class Endpoints:
     action_port: int
     tracker_db: Path
     turn_log: Optional[Path] = None
+    source: Path = ROOT / "endpoints.yml"
 
     def write(self, path: Path) -> Path:
-        """Copies endpoints.yml with this run's action server URL and files."""
-        config = yaml.safe_load((ROOT / "endpoints.yml").read_text())
-        config["action_endpoint"]["url"] = f"http://localhost:{self.action_port}/webhook"
-        config["tracker_store"]["db"] = str(self.tracker_db)
+        """Copies `source` with this run's action server URL and files (an SQL tracker
+        store is pointed at `tracker_db`; others are kept as they are)."""
+        config = yaml.safe_load(self.source.read_text()) if self.source.exists() else {}
+        config = config or {}
+        config.setdefault("action_endpoint", {})["url"] = (
+            f"http://localhost:{self.action_port}/webhook")
+        if (config.get("tracker_store") or {}).get("type") == "SQL":
+            config["tracker_store"]["db"] = str(self.tracker_db)
         if self.turn_log is not None and config.get("event_broker"):
             config["event_broker"]["path"] = str(self.turn_log)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,12 +227,12 @@ class Endpoints:
 @contextmanager
 def _service(
     name: str, command: List[str], env: Dict[str, str], health_url: str, log_file: Path,
-    timeout: float,
+    timeout: float, cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen]:
-    """Runs a server process until the block ends, once `health_url` answers."""
+    """Runs a server process in `cwd` until the block ends, once `health_url` answers."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
         try:
             try:
@@ -247,30 +252,36 @@ def _service(
 def rasa_server(
     port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR,
     env: Optional[Dict[str, str]] = None, token: Optional[str] = None,
-    origins: Optional[List[str]] = None, credentials: Path = ROOT / "credentials.yml",
+    origins: Optional[List[str]] = None, credentials: Optional[Path] = None,
+    project: Path = ROOT,
 ) -> ContextManager[subprocess.Popen]:
-    """`rasa run` with the channels of `credentials` and the HTTP API behind `token`
-    (without one, a random token nobody knows: the API stays closed), on the loopback
-    interface, CORS for `origins` (default: see `cors_origins`)."""
+    """`rasa run` in `project` with the channels of `credentials` (default: the project's
+    credentials.yml) and the HTTP API behind `token` (without one, a random token nobody
+    knows: the API stays closed), on the loopback interface, CORS for `origins` (default:
+    see `cors_origins`)."""
     token = token or new_token()
+    credentials = credentials or project / "credentials.yml"
     command = rasa("run", *serving_args(port, origins), "--model", str(model),
                    "--endpoints", str(endpoints), "--credentials", str(credentials))
     return _service("Rasa server", command,
                     offline_env(**{**(env or {}), "RASA_AUTH_TOKEN": token}),
-                    f"http://localhost:{port}/status?token={token}", log_file, 300)
+                    f"http://localhost:{port}/status?token={token}", log_file, 300, cwd=project)
 
 
 def action_server(
-    port: int, store: Path, log_file: Path, env: Optional[Dict[str, str]] = None
+    port: int, store: Optional[Path], log_file: Path, env: Optional[Dict[str, str]] = None,
+    project: Path = ROOT,
 ) -> ContextManager[subprocess.Popen]:
-    """`python -m rasa_sdk --actions actions` in the actions env, as a context manager; it
+    """`python -m rasa_sdk --actions actions` in the actions env, run in `project` (whose
+    `actions` package wins over this repository's), on the demo `store` if one is given; it
     listens on the loopback interface unless SANIC_HOST (rasa-sdk's setting) names another,
     because anyone who reaches it can run any action on a tracker of their making."""
     command = [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    store_env = {"CSBOT_STORE_DB": str(store)} if store else {}
     return _service("action server", command,
-                    offline_env(CSBOT_STORE_DB=str(store),
-                                SANIC_HOST=os.environ.get("SANIC_HOST", LOOPBACK), **(env or {})),
-                    f"http://localhost:{port}/health", log_file, 120)
+                    offline_env(**store_env, SANIC_HOST=os.environ.get("SANIC_HOST", LOOPBACK),
+                                **(env or {})),
+                    f"http://localhost:{port}/health", log_file, 120, cwd=project)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The whole test suite behind `make test`: data validation, both pytest suites, the
-conversation test stories through the trained model with a real action server, the web
-widget in headless Chromium, and the tests against a live Rasa server (REST channel, SQLite
-tracker store).
+routing test stories through the trained model, the end-to-end conversations (tests/e2e)
+through live servers and the real action server, the web widget in headless Chromium, and
+the tests against a live Rasa server (REST channel, SQLite tracker store).
 
 Each part runs even if an earlier one failed, so one run shows every problem; the last line
 is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
@@ -22,6 +22,7 @@ from typing import List
 
 import yaml
 
+from bot.e2e import command as e2e
 from bot.services import (
     ROOT, Endpoints, ServiceError, action_server, actions_python, cors_origins, free_port, log,
     ingest_knowledge, new_token, offline_env, rasa, rasa_server, seed_store, train,
@@ -35,6 +36,8 @@ ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
 # Need the trained model: run after the stories, which train it.
 SERVER = ["tests/server"]
 STORIES = "tests/stories"
+# End-to-end conversations (bot/e2e): real action server, freshly seeded store.
+E2E = "tests/e2e"
 # The web widget in a real browser: node's test runner + playwright-core (bot/web).
 BROWSER = "tests/browser"
 
@@ -103,7 +106,10 @@ def count_stories(path: Path) -> int:
 
 
 def stories_part(tally: Tally) -> None:
-    """Runs the test stories end to end: user text → our NLU → policies → real actions."""
+    """The routing test stories: user text → our NLU → policies → predicted actions.
+
+    Rasa's story runner predicts the actions but never runs them (the stories' slot events
+    are applied, not compared); what the actions do is e2e_part's job."""
     out = ARTIFACTS / "stories"
     shutil.rmtree(out, ignore_errors=True)
     total = count_stories(ROOT / STORIES)
@@ -136,6 +142,17 @@ def stories_part(tally: Tally) -> None:
     if failed:
         log(f"{failed} test stories failed; Rasa's report: {failed_file}")
     tally.add("conversation test stories", total - failed, failed)
+
+
+def e2e_part(tally: Tally) -> None:
+    """The e2e test cases against live servers (`bot test e2e`), counted per test case."""
+    options = e2e.Options([str(ROOT / E2E)], junit=ARTIFACTS / "e2e" / "junit.xml",
+                          logs=ARTIFACTS / "e2e")
+    summary = e2e.run(options)
+    if summary is None:
+        tally.add("e2e conversations", 0, 1)
+        return
+    tally.add("e2e conversations", summary.passed, summary.failed)
 
 
 def ensure_debian_binary(package: str, binary: Path, override: str) -> Path:
@@ -216,6 +233,7 @@ def run_all() -> int:
         log(str(error))
         tally.add("pytest actions-side", 0, 1)
     stories_part(tally)
+    e2e_part(tally)
     browser_part(tally)
     pytest_part(tally, "live-server", sys.executable, SERVER)
     return tally.report()
