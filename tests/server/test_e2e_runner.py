@@ -86,10 +86,11 @@ def rasa(tmp_path_factory):
 
 
 def run_broken(rasa, tmp_path, file=None, line=None, broken=None, case=None):
-    """The runner on an action server made from a copy of actions/ (with one line changed)."""
+    """The runner on an action server made from a copy of actions/ and the demo store data
+    it loads (with one line changed)."""
     copy = tmp_path / "project"
-    shutil.copytree(ROOT / "actions", copy / "actions",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("actions", "demo"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
     if file:
         source = copy / "actions" / file
         text = source.read_text()
