@@ -51,12 +51,12 @@ BREAKAGES = [
      '            return [SlotSet(HANDOFF_STATUS, "held")]',
      "a hand-off is recorded", "step 3:\n    - handoff: queued"),
     ("a form accepts an invalid value", "forms.py",
-     '                dispatcher.utter_message(text=replies.email_mismatch(order_id))\n'
+     '                replies.email_mismatch(order_id).send(dispatcher)\n'
      '                return {"email": None}',
      '                return {"email": email}',
      "a wrong email is refused", "step 3:\n    - slot_was_set:\n        email: null"),
     ("the order-status action sends no response", "orders.py",
-     "            dispatcher.utter_message(text=status_text(order))",
+     "            status_reply(order).send(dispatcher)",
      "            pass",
      "order status of a shipped order", "step 3:\n    - bot: /order ORD-10012 is on its way!/"),
     ("a knowledge answer has no sources", "knowledge_answer.py",
