@@ -111,7 +111,7 @@ def demo_orders(now: datetime) -> List[Tuple[Order, List[OrderItem]]]:
             order_id=order_id,
             customer_id=(number - 1) % len(CUSTOMERS),
             status=plan.status,
-            created_at=ago(plan.created),
+            created_at=now - timedelta(days=plan.created),
             shipped_at=ago(plan.shipped),
             delivered_at=ago(plan.delivered),
             carrier=carrier,

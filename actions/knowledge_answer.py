@@ -51,7 +51,7 @@ def shared_assistant() -> Any:
             from knowledge.assistant import KnowledgeAssistant
 
             assistant = KnowledgeAssistant()
-            assistant.retriever  # load and verify the index now, not in the middle of an answer
+            _ = assistant.retriever  # load and verify the index now, not mid-answer
             _assistant = assistant
         return _assistant
 

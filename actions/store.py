@@ -62,7 +62,7 @@ def _order(row: sqlite3.Row) -> Order:
         order_id=row["order_id"],
         customer_id=row["customer_id"],
         status=OrderStatus(row["status"]),
-        created_at=from_db_time(row["created_at"]),
+        created_at=datetime.fromisoformat(row["created_at"]),  # never NULL (schema)
         shipped_at=from_db_time(row["shipped_at"]),
         delivered_at=from_db_time(row["delivered_at"]),
         carrier=row["carrier"],
@@ -269,7 +269,8 @@ class Store:
                 " VALUES (?, ?, ?, 'waiting', ?)",
                 (conversation_id, intent, last_message, to_db_time(now or utc_now())),
             )
-            return int(cursor.lastrowid)
+            assert cursor.lastrowid is not None  # set by every INSERT
+            return cursor.lastrowid
 
     def attach_staff_message(self, handoff_id: int, staff_message: str) -> None:
         """What to post in the staff channel for this request (JSON), kept until it is posted."""

@@ -226,7 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  for i in range(len(vectors))})
     ids = {i: str(i) for i in range(len(vectors))}
     settings = KnowledgeConfig().index
-    exact = exact_scores = None
+    exact: Optional[np.ndarray] = None
+    exact_scores: Optional[np.ndarray] = None
     rows = []
     for kind in args.types:
         log(f"[3/3] {kind}: building over {len(vectors)} vectors")
@@ -248,14 +249,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 index.hnsw.efSearch = knob
             elif kind == "ivf":
                 index.nprobe = knob
-            raw = time_search(lambda q: index.search(q[None, :], args.k), qs)
+            raw = time_search(lambda q, index=index: index.search(q[None, :], args.k), qs)
             wrapped = time_search(
-                lambda q: store.similarity_search_with_score_by_vector(q.tolist(), k=args.k), qs)
+                lambda q, store=store: store.similarity_search_with_score_by_vector(q.tolist(),
+                                                                     k=args.k), qs)
             scores, found = index.search(qs, args.k)
             if kind == "flat":
                 exact, exact_scores = found, scores
             recall = near = None
-            if exact is not None:
+            if exact is not None and exact_scores is not None:
                 recall = float(np.mean([len(set(a) & set(b)) / args.k
                                         for a, b in zip(found, exact)]))
                 # Share of returned chunks at least as similar as the exact k-th one (minus

@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             counts: List[int] = []
             lock = threading.Lock()
 
-            def one(messages: Any) -> None:
+            def one(messages: Any, lock: threading.Lock = lock,
+                    counts: List[int] = counts) -> None:
                 result = generator.generate_batch([messages], max_new_tokens=tokens,
                                                   min_new_tokens=tokens)[0]
                 with lock:

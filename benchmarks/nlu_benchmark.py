@@ -103,7 +103,7 @@ def load_csv(path: Path) -> Dataset:
             raise ValueError(f"{path}: CSV needs a 'text,category' header, lacks {missing}")
         rows = [(row["text"].strip(), row["category"].strip()) for row in reader]
     rows = [(text, label) for text, label in rows if text and label]
-    return Dataset([t for t, _ in rows], [l for _, l in rows])
+    return Dataset([t for t, _ in rows], [label for _, label in rows])
 
 
 def load_split_json(path: Path, key: Optional[str]) -> Dataset:
@@ -113,7 +113,7 @@ def load_split_json(path: Path, key: Optional[str]) -> Dataset:
         keys = sorted(data) if isinstance(data, dict) else []
         raise ValueError(f"{path}: address a split as {path}#KEY, KEY one of {keys}")
     rows = [(str(text).strip(), str(label).strip()) for text, label in data[key]]
-    return Dataset([t for t, _ in rows], [l for _, l in rows])
+    return Dataset([t for t, _ in rows], [label for _, label in rows])
 
 
 def load_rasa_yaml(path: Path) -> Dataset:
@@ -214,7 +214,7 @@ def write_rasa_nlu(data: Dataset, path: Path) -> int:
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    messages = [Message(data={"text": t, "intent": l}) for t, l in data.pairs()]
+    messages = [Message(data={"text": t, "intent": label}) for t, label in data.pairs()]
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written aside and renamed: a concurrent run of the same name may be reading `path`.
     staging = path.with_name(f".{path.name}.{os.getpid()}.yml")
@@ -522,7 +522,7 @@ def classification_metrics(
         "macro_f1": float(f1_score(gold, top, labels=labels, average="macro", zero_division=0)),
         "accuracy_fallback_as_error": float(accuracy_score(gold, final)),
         "fallback_rate": sum(f == FALLBACK_INTENT for f in final) / max(len(final), 1),
-        "per_intent_f1": {l: round(float(s), 4) for l, s in zip(labels, per_intent)},
+        "per_intent_f1": {label: round(float(s), 4) for label, s in zip(labels, per_intent)},
         "top_confusions": [{"gold": g, "predicted": t, "count": c} for (g, t), c in confusions],
     }
 

@@ -120,7 +120,8 @@ def _range_hit(version: Version, events: Sequence[Dict[str, str]]) -> Optional[s
     schema's evaluation: events in version order, each one switching "affected" on or off)."""
     parsed = [(kind, Version("0") if value == "0" else _version(str(value)), str(value))
               for event in events for kind, value in event.items()]
-    bounds = sorted((item for item in parsed if item[1] is not None), key=lambda item: item[1])
+    bounds = sorted(((kind, bound, text) for kind, bound, text in parsed if bound is not None),
+                    key=lambda item: item[1])
     affected = False
     for kind, bound, _ in bounds:
         if kind == "introduced" and version >= bound:
@@ -147,9 +148,10 @@ def affects(record: Dict[str, Any], pin: Pin) -> Optional[str]:
                 != canonical(pin.package):
             continue
         hits = {_range_hit(version, r.get("events") or []) for r in entry.get("ranges") or []
-                if version is not None and r.get("type") == "ECOSYSTEM"} - {None}
-        if hits:
-            return ", ".join(sorted(hits))
+                if version is not None and r.get("type") == "ECOSYSTEM"}
+        fixed = sorted(hit for hit in hits if hit)
+        if fixed:
+            return ", ".join(fixed)
         if pin.version in (entry.get("versions") or []):
             return "see advisory"
     return None

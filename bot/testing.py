@@ -1,7 +1,8 @@
-"""The whole test suite behind `make test`: data validation, both pytest suites, the
-routing test stories through the trained model, the end-to-end conversations (tests/e2e)
-through live servers and the real action server, the web widget in headless Chromium, and
-the tests against a live Rasa server (REST channel, SQLite tracker store).
+"""The whole test suite behind `make test`: lint and types (ruff, mypy), data validation,
+both pytest suites, the routing test stories through the trained model, the end-to-end
+conversations (tests/e2e) through live servers and the real action server, the web widget
+in headless Chromium, and the tests against a live Rasa server (REST channel, SQLite
+tracker store).
 
 Each part runs even if an earlier one failed, so one run shows every problem; the last line
 is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
@@ -40,6 +41,15 @@ STORIES = "tests/stories"
 E2E = "tests/e2e"
 # The web widget in a real browser: node's test runner + playwright-core (bot/web).
 BROWSER = "tests/browser"
+# What mypy checks on each side of the process boundary (the folder boundary): each side
+# against its own environment's packages and Python version. ruff checks everything at once.
+# (tests/ folders are pytest's rootdir-style modules, several named conftest: not checked)
+RASA_TYPED = ["bot", "nlu", "policies", "tools", "benchmarks/nlu_benchmark.py",
+              "benchmarks/train_nlu.py",
+              "benchmarks/sentiment_eval"]
+ACTIONS_TYPED = ["actions", "knowledge", "benchmarks/faiss_scale.py",
+                 "benchmarks/gpu_generation.py", "benchmarks/rag_eval",
+                 "benchmarks/injection_eval", "benchmarks/report.py"]
 
 
 @dataclass
@@ -78,14 +88,32 @@ def pytest_part(tally: Tally, name: str, python: str, paths: List[str]) -> None:
     if not report.exists():
         tally.add(f"pytest {name}", 0, 1)
         return
-    suites = ElementTree.parse(report).getroot()
-    suites = [suites] if suites.tag == "testsuite" else list(suites)
+    root = ElementTree.parse(report).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root)
     total = sum(int(s.get("tests", 0)) for s in suites)
     failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
     skipped = sum(int(s.get("skipped", 0)) for s in suites)
     if code not in (0, 5) and not failed:  # pytest itself failed (e.g. a bad option)
         failed = 1
     tally.add(f"pytest {name}", total - failed - skipped, failed, skipped)
+
+
+def lint_part(tally: Tally) -> None:
+    """ruff and mypy, configured in pyproject.toml, must report nothing; both tools live in
+    the actions env, and mypy reads the Rasa side's imports from the Rasa env."""
+    tools = Path(actions_python()).parent
+    cache = ["--cache-dir", str(ARTIFACTS / "mypy-cache")]
+    checks = [
+        ("ruff", [str(tools / "ruff"), "check", "--no-cache", "."]),
+        ("mypy (Rasa side)", [str(tools / "mypy"), *cache, "--python-executable", sys.executable,
+                              "--python-version", "3.10", *RASA_TYPED]),
+        ("mypy (actions side)", [str(tools / "mypy"), *cache, "--python-version", "3.11",
+                                 *ACTIONS_TYPED]),
+    ]
+    for name, command in checks:
+        log(name)
+        code = subprocess.run(command, cwd=ROOT, env=offline_env()).returncode
+        tally.add(name, int(code == 0), int(code != 0))
 
 
 def validate_part(tally: Tally) -> None:
@@ -225,6 +253,11 @@ def run_all() -> int:
     """Every part of the suite, then the summary; returns the exit code."""
     ARTIFACTS.mkdir(exist_ok=True)
     tally = Tally()
+    try:
+        lint_part(tally)
+    except ServiceError as error:  # no actions env: the tools are missing
+        log(str(error))
+        tally.add("lint and types", 0, 1)
     validate_part(tally)
     pytest_part(tally, "rasa-side", sys.executable, RASA_SIDE)
     try:

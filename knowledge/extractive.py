@@ -206,7 +206,7 @@ def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Seque
     asks = question_parts(question)
     flat = [part for _, _, parts in candidates for part in parts]
     flat_scores = score_matrix(asks, flat, embed_query, embed_documents)
-    best = None
+    best: Optional[Tuple[float, int, Any, List[str], Any]] = None
     offset = 0
     for number, passage, parts in candidates:
         scores = flat_scores[:, offset:offset + len(parts)]
@@ -214,6 +214,7 @@ def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Seque
         value = float(np.max(scores)) + PASSAGE_WEIGHT * passage.score
         if best is None or value > best[0]:
             best = (value, number, passage, parts, scores)
+    assert best is not None  # candidates is not empty
     _, number, passage, parts, scores = best
     if passage.metadata.get("format") == "csv":
         # In a catalogue row the product is already known: score its fields against what

@@ -107,7 +107,7 @@ class TransformersGenerator(Generator):
             if on_gpu and _has_accelerate():
                 kwargs["device_map"] = "auto" if self.device == "cuda" else self.device
             tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
             if on_gpu and "device_map" not in kwargs:
                 model = model.to(self.device)
             model.eval()

@@ -256,9 +256,9 @@ def check(reply: str, passages: Sequence[str], *, system_prompt: str = "",
             words = words[1:]
         if len(words) < 2:
             continue
-        phrase = " ".join(words)
-        if phrase.lower() not in facts.text:
-            problems.append(f"product {phrase} is not in the passages")
+        named = " ".join(words)
+        if named.lower() not in facts.text:
+            problems.append(f"product {named} is not in the passages")
 
     said = content_words(CITATION.sub(" ", text))
     if len(said) >= 4:

@@ -127,6 +127,7 @@ def build_faiss_index(vectors: np.ndarray, kind: str, settings: IndexSettings) -
     dim = vectors.shape[1]
     if kind == "ivf" and len(vectors) < 1000:
         kind = "flat"  # too few vectors to train inverted lists
+    index: Any
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":

@@ -260,7 +260,8 @@ def load_text(path: Path, rel: str, settings: IngestSettings) -> List[Document]:
     lines = text.splitlines()
     title = next((line.strip() for line in lines if line.strip()), path.stem)
     docs: List[Document] = []
-    section, body, first = "", [], True
+    section, first = "", True
+    body: List[str] = []
     skip_next = False
 
     def flush() -> None:
@@ -298,7 +299,7 @@ def load_pdf(path: Path, rel: str, settings: IngestSettings) -> List[Document]:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path), strict=False)
-    info = reader.metadata or {}
+    info: Any = reader.metadata or {}
     pages = PyPDFLoader(str(path), mode="page").load()
     text_all = "\n".join(p.page_content for p in pages)
     title = str(info.get("/Title") or "").strip() or next(

@@ -141,7 +141,7 @@ class LoRASentenceClassifier:
         self,
         config: LoRAConfig,
         labels: Sequence[str],
-        encoder: torch.nn.Module,
+        encoder: Any,  # a transformers PreTrainedModel, or peft's PeftModel around one
         tokenizer: Any,
         head: torch.nn.Linear,
     ) -> None:
@@ -155,7 +155,7 @@ class LoRASentenceClassifier:
     # ---- construction -------------------------------------------------------------------
 
     @classmethod
-    def _base(cls, config: LoRAConfig) -> tuple[torch.nn.Module, Any]:
+    def _base(cls, config: LoRAConfig) -> tuple[Any, Any]:
         from transformers import AutoModel, AutoTokenizer
 
         path = resolve_base_model(config.base_model)
@@ -203,7 +203,8 @@ class LoRASentenceClassifier:
             ) from error
         head = torch.nn.Linear(base.config.hidden_size, len(label_names))
         model = cls(config, label_names, encoder, tokenizer, head)
-        model._fit(list(texts), [label_names.index(l) for l in labels], generator, description)
+        targets = [label_names.index(label) for label in labels]
+        model._fit(list(texts), targets, generator, description)
         return model
 
     def _fit(

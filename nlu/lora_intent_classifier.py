@@ -102,21 +102,20 @@ class LoRAIntentClassifier(IntentClassifier, GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent` and the top-`ranking_length` `intent_ranking` on each message."""
         texts = [(m.get(TEXT) or "").strip() for m in messages]
-        scorable = [i for i, text in enumerate(texts) if text and self.model is not None]
-        probabilities = (
-            self.model.predict_proba([texts[i] for i in scorable]) if scorable else []
-        )
-        rows = dict(zip(scorable, probabilities))
+        model = self.model
+        scorable = [i for i, text in enumerate(texts) if text] if model else []
+        rows = dict(zip(scorable, model.predict_proba([texts[i] for i in scorable])
+                        if model and scorable else []))
         for index, message in enumerate(messages):
             # Like DIET: no text (or no model) means no prediction, which the
             # FallbackClassifier turns into `nlu_fallback`.
             intent = {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}
             ranking: List[Dict[Text, Any]] = []
-            if index in rows:
+            if model is not None and index in rows:
                 ranking = sorted(
                     (
                         {INTENT_NAME_KEY: label, PREDICTED_CONFIDENCE_KEY: float(p)}
-                        for label, p in zip(self.model.labels, rows[index])
+                        for label, p in zip(model.labels, rows[index])
                     ),
                     key=lambda entry: -entry[PREDICTED_CONFIDENCE_KEY],
                 )

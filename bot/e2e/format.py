@@ -133,7 +133,7 @@ def _check_step(kind: str, value: Any) -> None:
         raise ValueError(f"`sentiment` is one of {', '.join(SENTIMENTS)}, got {value!r}")
     if kind in ("custom", "slots") and not value:
         raise ValueError(f"`{kind}` needs at least one entry")
-    if kind == "bot" and is_regex(value):
+    if kind == "bot" and isinstance(value, str) and is_regex(value):
         try:
             re.compile(value[1:-1])
         except re.error as error:

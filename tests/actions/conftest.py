@@ -81,9 +81,9 @@ def slack_standin(slack_bot_token: str) -> Iterator[str]:
             try:
                 urllib.request.urlopen(f"{url}/_standin/messages", timeout=2).close()
                 break
-            except OSError:
+            except OSError as error:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the Slack stand-in did not start")
+                    raise RuntimeError("the Slack stand-in did not start") from error
                 time.sleep(0.2)
         yield url
     finally:

@@ -76,9 +76,9 @@ def nginx(work: Path, upstream_port: int, rest: bool = False) -> Iterator[Proxy]
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as error:
                 if time.monotonic() > deadline:
-                    raise AssertionError("nginx did not start listening")
+                    raise AssertionError("nginx did not start listening") from error
                 time.sleep(0.1)
         yield Proxy(port)
     finally:

@@ -337,7 +337,7 @@ def test_only_the_colleague_who_took_it_answers_or_hands_it_back(slack, assistan
     ]
     for number, attempt in enumerate(attempts, 1):
         assert attempt() == 200
-        wait_for(lambda: len(slack.ephemeral(OTHER_COLLEAGUE, thread)) == number,
+        wait_for(lambda number=number: len(slack.ephemeral(OTHER_COLLEAGUE, thread)) == number,
                  what=f"Sam's notice #{number}")
     assert slack.ephemeral(OTHER_COLLEAGUE, thread) == [notice] * len(attempts)
     assert slack.ephemeral(STAFF_USER, thread) == []

@@ -10,8 +10,8 @@ def test_turn_log_is_redacted_while_the_store_keeps_the_original(assistant):
     sender = "pii-customer"
     text = "my email is jane.doe@example.com and my phone is +1 415 555 0134"
     assistant.say(sender, text)
-    lines = [json.loads(l) for l in assistant.turn_log.read_text().splitlines()]
-    mine = [l for l in lines if l["conversation_id"] == sender]
+    lines = [json.loads(line) for line in assistant.turn_log.read_text().splitlines()]
+    mine = [line for line in lines if line["conversation_id"] == sender]
     assert len(mine) == 1
     assert "jane.doe@example.com" not in mine[0]["text"] and "[EMAIL]" in mine[0]["text"]
     assert "[PHONE]" in mine[0]["text"]
