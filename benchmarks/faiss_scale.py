@@ -251,8 +251,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 index.nprobe = knob
             raw = time_search(lambda q, index=index: index.search(q[None, :], args.k), qs)
             wrapped = time_search(
-                lambda q, store=store: store.similarity_search_with_score_by_vector(q.tolist(),
-                                                                     k=args.k), qs)
+                lambda q, store=store: store.similarity_search_with_score_by_vector(
+                    q.tolist(), k=args.k), qs)
             scores, found = index.search(qs, args.k)
             if kind == "flat":
                 exact, exact_scores = found, scores
