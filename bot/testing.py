@@ -45,7 +45,8 @@ BROWSER = "tests/browser"
 # against its own environment's packages and Python version. ruff checks everything at once.
 # (tests/ folders are pytest's rootdir-style modules, several named conftest: not checked)
 RASA_TYPED = ["bot", "nlu", "policies", "tools", "benchmarks/nlu_benchmark.py",
-              "benchmarks/train_nlu.py", "benchmarks/sentiment_eval"]
+              "benchmarks/train_nlu.py", "benchmarks/sentiment_eval", "benchmarks/load.py",
+              "benchmarks/profile_turn.py"]
 ACTIONS_TYPED = ["actions", "knowledge", "benchmarks/faiss_scale.py",
                  "benchmarks/gpu_generation.py", "benchmarks/rag_eval",
                  "benchmarks/injection_eval", "benchmarks/report.py"]

@@ -1,0 +1,29 @@
+"""The load benchmark's counting (benchmarks/load.py) against the live assistant: what the
+README's load table reports must be what the customers and the tracker store saw."""
+
+import asyncio
+
+import pytest
+
+from benchmarks.load import Target, conversation_turns, drive
+
+
+@pytest.mark.parametrize("transport", ["rest", "socketio"])
+def test_every_message_is_counted_answered_and_found_stored_once(assistant, transport):
+    target = Target(assistant.url(""), assistant.token, rasa_pids=[], action_pids=[])
+    turns = conversation_turns(3, knowledge_every=3)  # two domain responses, one knowledge
+    phase = asyncio.run(drive(target, "load", "test", transport, 3, turns, timeout=120,
+                              time_limit=300))
+    summary = phase.summary()
+    assert (summary["sent"], summary["errors"], summary["lost"], summary["duplicated"]) == (
+        9, 0, 0, 0), summary
+    assert {kind: stats["messages"] for kind, stats in summary["by_kind"].items()} == {
+        "non_generative": 6, "knowledge": 3}
+    assert all(stats["p50_ms"] > 0 for stats in summary["by_kind"].values())
+
+
+def test_a_phase_past_its_time_limit_sends_nothing_more_and_says_so(assistant):
+    target = Target(assistant.url(""), assistant.token, rasa_pids=[], action_pids=[])
+    phase = asyncio.run(drive(target, "load", "test", "rest", 2, conversation_turns(5, 0),
+                              timeout=120, time_limit=0))
+    assert (phase.sent, phase.results, phase.lost) == (0, [], 0)

@@ -1,0 +1,81 @@
+"""A customer of the web widget, for tests and benchmarks: Rasa's socket.io protocol as
+rasa-webchat speaks it (`session_request` → `session_confirm`, `user_uttered` →
+`bot_uttered`), with a persistent session id.
+
+It talks long-polling: the aiohttp that Rasa 3.6 pins is older than engineio's websocket
+client needs (the browser's widget uses the websocket; nginx serves both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional
+
+import socketio
+
+
+class WidgetCustomer:
+    """`async with WidgetCustomer(url) as customer:` connects and opens the session; every
+    bot message lands in `received` (the event's data: `text`, `quick_replies`, …)."""
+
+    def __init__(self, url: str, session_id: Optional[str] = None,
+                 connect_timeout: float = 30) -> None:
+        self.url, self.session_id = url, session_id or uuid.uuid4().hex
+        self.connect_timeout = connect_timeout
+        self.received: List[Dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("bot_uttered", self._on_bot_uttered)
+
+    def _on_bot_uttered(self, data: Dict[str, Any]) -> None:
+        self.received.append(data)
+        self._arrived.set()
+
+    @property
+    def texts(self) -> List[str]:
+        return [message.get("text") or "" for message in self.received]
+
+    async def __aenter__(self) -> "WidgetCustomer":
+        confirmed = asyncio.get_running_loop().create_future()
+
+        def confirm(sid: Any) -> None:
+            if not confirmed.done():
+                confirmed.set_result(sid)
+
+        self.sio.on("session_confirm", confirm)
+        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"],
+                               wait_timeout=self.connect_timeout)
+        await self.sio.emit("session_request", {"session_id": self.session_id})
+        await asyncio.wait_for(confirmed, self.connect_timeout)
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.sio.disconnect()
+
+    async def say(self, text: str) -> None:
+        await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+
+    async def next_reply(self, timeout: float) -> Dict[str, Any]:
+        """Says nothing; waits for the next bot message after those already received."""
+        seen = len(self.received)
+        deadline = time.monotonic() + timeout
+        while len(self.received) == seen:
+            self._arrived.clear()
+            await asyncio.wait_for(self._arrived.wait(), max(0.0, deadline - time.monotonic()))
+        return self.received[seen]
+
+    async def wait_until(self, condition: Callable[[List[str]], Any],
+                         timeout: float = 60) -> None:
+        """Waits until `condition(texts)` holds; fails with what the customer saw."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.texts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the widget never got what was expected: {self.texts}")
+            await asyncio.sleep(0.2)
+
+    async def wait_for_text(self, fragment: str, timeout: float = 60) -> str:
+        """The first bot message containing `fragment`."""
+        await self.wait_until(lambda texts: any(fragment in text for text in texts), timeout)
+        return next(text for text in self.texts if fragment in text)
