@@ -10,7 +10,6 @@ is the total, `N passed, N failed`, and the exit code is non-zero on any failure
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from typing import List
 
 import yaml
 
+from bot.debian import ensure_debian_binary
 from bot.e2e import command as e2e
 from bot.services import (
     ROOT, Endpoints, ServiceError, action_server, actions_python, cors_origins, free_port, log,
@@ -182,30 +182,9 @@ def e2e_part(tally: Tally) -> None:
     tally.add("e2e conversations", summary.passed, summary.failed)
 
 
-def ensure_debian_binary(package: str, binary: Path, override: str) -> Path:
-    """`binary` from Debian's `package` (or the one $`override` names), installed with
-    apt-get when missing, as the browser and reverse-proxy tests need."""
-    path = Path(os.environ.get(override) or binary)
-    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
-    if not path.exists() and not os.environ.get(override):
-        log(f"installing Debian's {package} for the tests ({' '.join(install)})")
-        if subprocess.run(install).returncode != 0:  # stale package lists on a fresh machine
-            subprocess.run(["apt-get", "update"])
-            subprocess.run(install)
-    if not path.exists():
-        raise ServiceError(f"no {package} at {path}: run `{' '.join(install)}` as root, "
-                           f"or point {override} at a {package} binary")
-    return path
-
-
 def ensure_chromium() -> Path:
     """Debian's chromium (or $CHROMIUM) for the browser tests."""
     return ensure_debian_binary("chromium", Path("/usr/bin/chromium"), "CHROMIUM")
-
-
-def ensure_nginx() -> Path:
-    """Debian's nginx (or $NGINX) for the reverse-proxy test."""
-    return ensure_debian_binary("nginx", Path("/usr/sbin/nginx"), "NGINX")
 
 
 def browser_part(tally: Tally) -> None:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-import socketio
 import yaml
 from slack_sdk.signature import SignatureVerifier
 
 from bot.limits import LimitSettings
 from bot.services import ROOT, knowledge, offline_env
+from tests.widget_client import WidgetCustomer
 
 REST, WIDGET, SLACK = "bot.rest.RestChannel", "bot.web_widget.WebWidgetInput", \
     "bot.slack.SlackBoltInput"
@@ -262,40 +262,9 @@ def test_a_slack_request_with_a_bad_missing_or_stale_signature_is_refused(assist
     assert slack_replies(assistant, thread) == []
 
 
-class WidgetCustomer:
-    """A widget customer: Rasa's socket.io protocol, long-polling (as in test_slack_handoff)."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.session_id = url, f"hostile-{uuid.uuid4().hex}"
-        self.received: List[str] = []
-
-    async def __aenter__(self) -> "WidgetCustomer":
-        self.sio = socketio.AsyncClient()
-        self.sio.on("bot_uttered", lambda data: self.received.append(data.get("text") or ""))
-        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
-        confirmed = asyncio.get_running_loop().create_future()
-        self.sio.on("session_confirm", lambda sid: confirmed.done() or confirmed.set_result(sid))
-        await self.sio.emit("session_request", {"session_id": self.session_id})
-        await asyncio.wait_for(confirmed, 30)
-        return self
-
-    async def __aexit__(self, *_: Any) -> None:
-        await self.sio.disconnect()
-
-    async def say(self, text: str) -> None:
-        await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
-
-    async def wait_until(self, condition, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self.received):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the widget never got what was expected: {self.received}")
-            await asyncio.sleep(0.2)
-
-
 def test_the_size_limit_holds_on_the_widget_and_slack(assistant, limits):
     async def widget() -> str:
-        async with WidgetCustomer(assistant.url("")) as customer:
+        async with WidgetCustomer(assistant.url(""), f"hostile-{uuid.uuid4().hex}") as customer:
             await customer.say("x" * (limits[WIDGET].max_message_chars + 1))
             await customer.wait_until(lambda got: got)
             await asyncio.sleep(1)
@@ -349,7 +318,7 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
             lambda: slack_replies(assistant, thread), 300, "the Slack answer")[0]}
 
     async def scenario() -> Tuple[List[Any], List[List[str]], Dict[str, str], str]:
-        async with WidgetCustomer(assistant.url("")) as customer:
+        async with WidgetCustomer(assistant.url(""), f"hostile-{uuid.uuid4().hex}") as customer:
             for n in range(limits[WIDGET].max_messages + 1):
                 await customer.say(f"hello there {n}")
             await customer.wait_until(lambda got: refusal[WIDGET] in got)

@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlencode
 
 import pytest
-import socketio
 from slack_sdk.signature import SignatureVerifier
+
+from tests.widget_client import WidgetCustomer
 
 STAFF_CHANNEL, DM_CHANNEL, STAFF_USER, BOT_USER = "C0STAFF", "D0STAFF", "U0ALEX", "U0CSBOT"
 OTHER_COLLEAGUE = "U0SAM"  # the stand-in's second colleague
@@ -179,47 +180,13 @@ def test_bad_requests_get_an_http_error_and_change_nothing(slack, assistant, cas
                    if "ORD-10012" in (e.get("text") or ""))
 
 
-class Customer:
-    """A customer in the web widget: Rasa's socket.io protocol with a persistent session."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.session_id = url, uuid.uuid4().hex
-        self.received: List[Dict[str, Any]] = []
-
-    async def __aenter__(self) -> "Customer":
-        self.sio = socketio.AsyncClient()
-        self.sio.on("bot_uttered", lambda data: self.received.append(data))
-        # long-polling: this aiohttp (Rasa's pin) is older than engineio's websocket client needs
-        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
-        confirmed = asyncio.get_running_loop().create_future()
-        self.sio.on("session_confirm", lambda sid: confirmed.done() or confirmed.set_result(sid))
-        await self.sio.emit("session_request", {"session_id": self.session_id})
-        await asyncio.wait_for(confirmed, 30)
-        return self
-
-    async def __aexit__(self, *_: Any) -> None:
-        await self.sio.disconnect()
-
-    async def say(self, text: str) -> None:
-        await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
-
-    async def wait_for_text(self, fragment: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.received:
-                if fragment in (message.get("text") or ""):
-                    return message["text"]
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"the customer never saw {fragment!r}; got {self.received}")
-
-
 async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(function, *args)
 
 
 def test_handoff_round_trip_between_the_widget_and_a_slack_thread(slack, assistant):
     async def scenario() -> None:
-        async with Customer(assistant.url("")) as customer:
+        async with WidgetCustomer(assistant.url("")) as customer:
             await customer.say("I want to talk to a real person")
             await customer.wait_for_text("asked a colleague")
             posts = await _in_thread(wait_for, lambda: [
