@@ -41,7 +41,7 @@ server {
     server_tokens off;
     client_max_body_size 16m;  # a tracker with a long conversation
     proxy_http_version 1.1;
-    proxy_next_upstream error timeout http_502 http_503;
+    proxy_next_upstream error timeout;
     proxy_read_timeout %(read_timeout)s;
 
     location = /webhook {

@@ -1,8 +1,8 @@
 """The whole test suite behind `make test`: lint and types (ruff, mypy), data validation,
 both pytest suites, the routing test stories through the trained model, the end-to-end
 conversations (tests/e2e) through live servers and the real action server, the web widget
-in headless Chromium, and the tests against a live Rasa server (REST channel, SQLite
-tracker store).
+in headless Chromium, the tests against a live Rasa server (REST channel, SQLite
+tracker store), and the cluster's (replicas on PostgreSQL and Redis behind nginx).
 
 Each part runs even if an earlier one failed, so one run shows every problem; the last line
 is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
@@ -37,6 +37,8 @@ ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
 # Need the trained model: run after the stories, which train it.
 SERVER = ["tests/server"]
 STORIES = "tests/stories"
+# The production topology (bot/cluster.py): replicas, PostgreSQL, Redis, nginx; faults.
+CLUSTER = ["tests/cluster"]
 # End-to-end conversations (bot/e2e): real action server, freshly seeded store.
 E2E = "tests/e2e"
 # The web widget in a real browser: node's test runner + playwright-core (bot/web).
@@ -247,4 +249,5 @@ def run_all() -> int:
     e2e_part(tally)
     browser_part(tally)
     pytest_part(tally, "live-server", sys.executable, SERVER)
+    pytest_part(tally, "cluster", sys.executable, CLUSTER)
     return tally.report()
