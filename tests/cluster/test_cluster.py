@@ -36,6 +36,7 @@ from tests.widget_client import WidgetCustomer
 #: Short enough that a conversation whose message died with its replica goes on within
 #: seconds (the dead replica's ticket expires), long enough for any message here.
 LOCK_LIFETIME_S = 20
+LOGS = ROOT / "artifacts" / "cluster"
 TURNS = ["hi", "how much is shipping?", "how long does delivery take?",
          "are you a bot?", "thanks", "bye"]
 
@@ -53,7 +54,10 @@ def cluster() -> Iterator[Cluster]:
         with running_cluster(replicas=2, actions=2, folder=folder / "cluster", slack=False,
                              env={"TICKET_LOCK_LIFETIME": str(LOCK_LIFETIME_S)}) as running:
             yield running
-    finally:
+    finally:  # the logs stay for a look after a failure
+        shutil.rmtree(LOGS, ignore_errors=True)
+        if (folder / "cluster" / "logs").exists():
+            shutil.copytree(folder / "cluster" / "logs", LOGS)
         shutil.rmtree(folder, ignore_errors=True)
 
 
