@@ -12,6 +12,8 @@
     bot audit --advisories PATH   the pins of both lock files against OSV advisories
                 (a file, a directory or osv.dev's zip export; see SECURITY.md)
     bot proxy nginx   the reverse-proxy configuration for production (README, "Production")
+    bot cluster up|down|status   the production topology on this machine: Rasa replicas,
+                action servers, PostgreSQL, Redis, nginx (README, "Production")
 """
 
 from __future__ import annotations
@@ -161,6 +163,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     proxy_parser.add_argument("--server-name", default="_")
     proxy_parser.add_argument("--rest", action="store_true",
                               help="also expose the REST channel /webhooks/rest/webhook")
+    cluster_parser = commands.add_parser(
+        "cluster", help="N Rasa replicas + M action servers behind nginx, on PostgreSQL and "
+        "Redis (README, \"Production\")")
+    cluster_actions = cluster_parser.add_subparsers(dest="cluster_action", required=True)
+    up_parser = cluster_actions.add_parser("up", help="start it in the background; prints "
+                                           "the URL it serves on")
+    up_parser.add_argument("--replicas", type=int, default=2, help="Rasa replicas")
+    up_parser.add_argument("--actions", type=int, default=2, help="action servers")
+    up_parser.add_argument("--port", type=int, default=5005, help="nginx's port (127.0.0.1)")
+    cluster_actions.add_parser("down", help="stop it (the conversations stay in PostgreSQL)")
+    cluster_actions.add_parser("status", help="is each of its processes running?")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "knowledge":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -186,6 +199,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(render_nginx(NginxSettings(args.upstream or ["127.0.0.1:5005"], args.listen,
                                              args.server_name, args.rest)), end="")
             return 0
+        if args.command == "cluster":
+            from bot import cluster
+
+            if args.cluster_action == "up":
+                return cluster.up(args.replicas, args.actions, args.port)
+            return cluster.down() if args.cluster_action == "down" else cluster.status()
         if args.command == "analytics":
             from bot import analytics
 

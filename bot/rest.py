@@ -8,16 +8,22 @@ In credentials.yml as ``bot.rest.RestChannel`` (instead of ``rest:``); same path
 * a 400 with a JSON ``error`` for a body that is not a JSON object, a missing or non-text
   ``sender`` (Rasa would file every such message under one shared conversation,
   ``default``) and a ``message`` that is not text (Rasa would answer 500);
+* a 503 with a JSON ``error`` when the conversation's lock cannot be taken (the Redis lock
+  store of a cluster is down): Rasa's channel would answer 200 with no messages, which a
+  client cannot tell from a bot that chose to say nothing; the message was not processed,
+  so sending it again later answers it once;
 * the channel name is always ``rest``: Rasa lets the body choose any ``input_channel``, which
   would let a REST caller pose as the widget or Slack to the hand-off relay.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from contextvars import ContextVar
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.core.lock_store import LockError
 from sanic import Blueprint, response
 from sanic.exceptions import SanicException
 from sanic.request import Request
@@ -26,6 +32,9 @@ from sanic.response import HTTPResponse
 from bot.limits import ChannelLimits
 
 MAX_SENDER_CHARS = 256
+#: The lock failures of the request being handled (the handler and the response middleware
+#: run in the request's task; a list, so a copied context still shares it).
+_lock_failures: ContextVar[List[LockError]] = ContextVar("csbot_rest_lock_failures")
 
 
 class BadRestRequest(SanicException):
@@ -80,7 +89,28 @@ class RestChannel(RestInput):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[None]]
     ) -> Blueprint:
-        blueprint = super().blueprint(self.limits.guard(on_new_message))
+        limited = self.limits.guard(on_new_message)
+
+        async def handle(message: UserMessage) -> None:
+            try:
+                await limited(message)
+            except LockError as error:
+                _lock_failures.get([]).append(error)
+                raise  # Rasa's channel logs it
+
+        blueprint = super().blueprint(handle)
+
+        @blueprint.middleware("request")
+        async def track_lock_failures(_: Request) -> None:
+            _lock_failures.set([])
+
+        @blueprint.middleware("response")
+        async def unavailable(_: Request, answer: HTTPResponse) -> Optional[HTTPResponse]:
+            if _lock_failures.get([]):
+                return response.json({"error": "the conversation's lock store is unreachable; "
+                                               "the message was not processed, send it again"},
+                                     status=503)
+            return None
 
         @blueprint.exception(BadRestRequest)
         async def bad_request(_: Request, error: BadRestRequest) -> HTTPResponse:

@@ -18,7 +18,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ContextManager, Dict, Iterator, List, Optional
+from typing import Any, ContextManager, Dict, Iterator, List, Optional
 
 import yaml
 
@@ -199,6 +199,24 @@ def wait_until_healthy(url: str, process: subprocess.Popen, name: str, timeout: 
     raise ServiceError(f"{name} did not answer {url.split('?')[0]} within {timeout:.0f} s")
 
 
+def wait_for_port(port: int, process: Optional[subprocess.Popen], name: str,
+                  timeout: float) -> None:
+    """Waits until something accepts connections on 127.0.0.1:`port` (a server that speaks
+    no HTTP: nginx before its upstreams, PostgreSQL, Redis); fails early if it died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise ServiceError(f"{name} exited with code {process.returncode} while starting")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{name} did not listen on port {port} within "
+                                   f"{timeout:.0f} s") from error
+            time.sleep(0.2)
+
+
 @dataclass
 class Endpoints:
     """Where the Rasa server finds the action server, the tracker store and the turn log."""
@@ -224,37 +242,61 @@ class Endpoints:
         return path
 
 
-@contextmanager
-def _service(
-    name: str, command: List[str], env: Dict[str, str], health_url: str, log_file: Path,
-    timeout: float, cwd: Path = ROOT,
-) -> Iterator[subprocess.Popen]:
-    """Runs a server process in `cwd` until the block ends, once `health_url` answers."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "a") as output:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output,
-                                   stderr=subprocess.STDOUT)
+@dataclass
+class Service:
+    """A server process: how to start it and the URL that answers 200 once it is ready."""
+
+    name: str
+    command: List[str]
+    env: Dict[str, str]
+    health_url: str
+    log_file: Path
+    timeout: float
+    cwd: Path = ROOT
+
+    def spawn(self, detached: bool = False) -> subprocess.Popen:
+        """Starts the process, its output going to `log_file`; `detached`: in its own
+        session, so it outlives this command (`bot cluster up`) and Ctrl-C here."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "a") as output:
+            return subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=output,
+                                    stderr=subprocess.STDOUT, start_new_session=detached)
+
+    def wait_healthy(self, process: subprocess.Popen) -> None:
         try:
-            try:
-                wait_until_healthy(health_url, process, name, timeout)
-            except ServiceError as error:
-                raise ServiceError(f"{error}; its log: {shown(log_file)}") from error
-            log(f"{name} up at {health_url.rsplit('/', 1)[0]} (log: {shown(log_file)})")
+            wait_until_healthy(self.health_url, process, self.name, self.timeout)
+        except ServiceError as error:
+            raise ServiceError(f"{error}; its log: {shown(self.log_file)}") from error
+        log(f"{self.name} up at {self.health_url.rsplit('/', 1)[0]} "
+            f"(log: {shown(self.log_file)})")
+
+    @contextmanager
+    def running(self) -> Iterator[subprocess.Popen]:
+        """Runs the server until the block ends, once `health_url` answers."""
+        process = self.spawn()
+        try:
+            self.wait_healthy(process)
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
-def rasa_server(
+def stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def rasa_service(
     port: int, endpoints: Path, log_file: Path, model: Path = MODELS_DIR,
     env: Optional[Dict[str, str]] = None, token: Optional[str] = None,
     origins: Optional[List[str]] = None, credentials: Optional[Path] = None,
     project: Path = ROOT,
-) -> ContextManager[subprocess.Popen]:
+) -> Service:
     """`rasa run` in `project` with the channels of `credentials` (default: the project's
     credentials.yml) and the HTTP API behind `token` (without one, a random token nobody
     knows: the API stays closed), on the loopback interface, CORS for `origins` (default:
@@ -263,25 +305,37 @@ def rasa_server(
     credentials = credentials or project / "credentials.yml"
     command = rasa("run", *serving_args(port, origins), "--model", str(model),
                    "--endpoints", str(endpoints), "--credentials", str(credentials))
-    return _service("Rasa server", command,
-                    offline_env(**{**(env or {}), "RASA_AUTH_TOKEN": token}),
-                    f"http://localhost:{port}/status?token={token}", log_file, 300, cwd=project)
+    return Service("Rasa server", command,
+                   offline_env(**{**(env or {}), "RASA_AUTH_TOKEN": token}),
+                   f"http://localhost:{port}/status?token={token}", log_file, 300, cwd=project)
 
 
-def action_server(
+def action_service(
     port: int, store: Optional[Path], log_file: Path, env: Optional[Dict[str, str]] = None,
     project: Path = ROOT,
-) -> ContextManager[subprocess.Popen]:
+) -> Service:
     """`python -m rasa_sdk --actions actions` in the actions env, run in `project` (whose
     `actions` package wins over this repository's), on the demo `store` if one is given; it
     listens on the loopback interface unless SANIC_HOST (rasa-sdk's setting) names another,
     because anyone who reaches it can run any action on a tracker of their making."""
     command = [actions_python(), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
     store_env = {"CSBOT_STORE_DB": str(store)} if store else {}
-    return _service("action server", command,
-                    offline_env(**store_env, SANIC_HOST=os.environ.get("SANIC_HOST", LOOPBACK),
-                                **(env or {})),
-                    f"http://localhost:{port}/health", log_file, 120, cwd=project)
+    return Service("action server", command,
+                   offline_env(**store_env, SANIC_HOST=os.environ.get("SANIC_HOST", LOOPBACK),
+                               **(env or {})),
+                   f"http://localhost:{port}/health", log_file, 120, cwd=project)
+
+
+def rasa_server(port: int, endpoints: Path, log_file: Path,
+                **options: Any) -> ContextManager[subprocess.Popen]:
+    """The Rasa server of `rasa_service` (same options), until the block ends."""
+    return rasa_service(port, endpoints, log_file, **options).running()
+
+
+def action_server(port: int, store: Optional[Path], log_file: Path,
+                  **options: Any) -> ContextManager[subprocess.Popen]:
+    """The action server of `action_service` (same options), until the block ends."""
+    return action_service(port, store, log_file, **options).running()
 
 
 @dataclass
@@ -306,9 +360,14 @@ class SlackStandIn:
                 "SLACK_API_URL": f"{self.url}/api/", "SLACK_STAFF_CHANNEL": self.staff_channel}
 
     def run(self, log_file: Path) -> ContextManager[subprocess.Popen]:
-        """Starts it; the secrets travel in its environment, never on its command line."""
+        """Runs it until the block ends."""
+        return self.service(log_file).running()
+
+    def service(self, log_file: Path) -> Service:
+        """The stand-in's process; the secrets travel in its environment, never on its
+        command line."""
         command = [sys.executable, "-m", "tools.slack_standin", "--port", str(self.port),
                    "--events-url", f"http://localhost:{self.rasa_port}/webhooks/slack/events"]
-        return _service("Slack stand-in", command,
-                        offline_env(**self.env(), SLACK_APP_TOKEN=self.app_token),
-                        f"{self.url}/_standin/messages", log_file, 60)
+        return Service("Slack stand-in", command,
+                       offline_env(**self.env(), SLACK_APP_TOKEN=self.app_token),
+                       f"{self.url}/_standin/messages", log_file, 60)

@@ -1,8 +1,8 @@
 """The whole test suite behind `make test`: lint and types (ruff, mypy), data validation,
 both pytest suites, the routing test stories through the trained model, the end-to-end
 conversations (tests/e2e) through live servers and the real action server, the web widget
-in headless Chromium, and the tests against a live Rasa server (REST channel, SQLite
-tracker store).
+in headless Chromium, the tests against a live Rasa server (REST channel, SQLite
+tracker store), and the cluster's (replicas on PostgreSQL and Redis behind nginx).
 
 Each part runs even if an earlier one failed, so one run shows every problem; the last line
 is the total, `N passed, N failed`, and the exit code is non-zero on any failure.
@@ -10,7 +10,6 @@ is the total, `N passed, N failed`, and the exit code is non-zero on any failure
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from typing import List
 
 import yaml
 
+from bot.debian import ensure_debian_binary
 from bot.e2e import command as e2e
 from bot.services import (
     ROOT, Endpoints, ServiceError, action_server, actions_python, cors_origins, free_port, log,
@@ -37,6 +37,8 @@ ACTIONS_SIDE = ["tests/actions", "tests/knowledge"]
 # Need the trained model: run after the stories, which train it.
 SERVER = ["tests/server"]
 STORIES = "tests/stories"
+# The production topology (bot/cluster.py): replicas, PostgreSQL, Redis, nginx; faults.
+CLUSTER = ["tests/cluster"]
 # End-to-end conversations (bot/e2e): real action server, freshly seeded store.
 E2E = "tests/e2e"
 # The web widget in a real browser: node's test runner + playwright-core (bot/web).
@@ -183,30 +185,9 @@ def e2e_part(tally: Tally) -> None:
     tally.add("e2e conversations", summary.passed, summary.failed)
 
 
-def ensure_debian_binary(package: str, binary: Path, override: str) -> Path:
-    """`binary` from Debian's `package` (or the one $`override` names), installed with
-    apt-get when missing, as the browser and reverse-proxy tests need."""
-    path = Path(os.environ.get(override) or binary)
-    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
-    if not path.exists() and not os.environ.get(override):
-        log(f"installing Debian's {package} for the tests ({' '.join(install)})")
-        if subprocess.run(install).returncode != 0:  # stale package lists on a fresh machine
-            subprocess.run(["apt-get", "update"])
-            subprocess.run(install)
-    if not path.exists():
-        raise ServiceError(f"no {package} at {path}: run `{' '.join(install)}` as root, "
-                           f"or point {override} at a {package} binary")
-    return path
-
-
 def ensure_chromium() -> Path:
     """Debian's chromium (or $CHROMIUM) for the browser tests."""
     return ensure_debian_binary("chromium", Path("/usr/bin/chromium"), "CHROMIUM")
-
-
-def ensure_nginx() -> Path:
-    """Debian's nginx (or $NGINX) for the reverse-proxy test."""
-    return ensure_debian_binary("nginx", Path("/usr/sbin/nginx"), "NGINX")
 
 
 def browser_part(tally: Tally) -> None:
@@ -269,4 +250,5 @@ def run_all() -> int:
     e2e_part(tally)
     browser_part(tally)
     pytest_part(tally, "live-server", sys.executable, SERVER)
+    pytest_part(tally, "cluster", sys.executable, CLUSTER)
     return tally.report()

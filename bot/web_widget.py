@@ -34,6 +34,12 @@ Empty messages are dropped: rasa-webchat sends one when a conversation starts an
 other message passes the channel limits of ``bot/limits.py`` (``limits:`` in
 credentials.yml) first.
 
+With several Rasa replicas, a bot message can come from a replica other than the one that
+holds the customer's socket (a colleague's Slack reply, a replica that took over). With
+``redis_url`` in this channel's credentials (or ``CSBOT_SOCKETIO_REDIS_URL`` in the
+environment) the replicas share python-socketio's ``AsyncRedisManager``: an emit to a
+conversation's room reaches its socket whichever replica holds it.
+
 ``name()`` stays ``socketio`` so Rasa finds the output channel of a conversation by the
 tracker's latest input channel; ``url_prefix()`` moves the HTTP routes to ``widget``.
 """
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass, fields
@@ -52,6 +59,7 @@ from urllib.parse import parse_qs
 from rasa.core.channels.channel import OutputChannel, UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
+from socketio import AsyncRedisManager
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -114,19 +122,23 @@ class WebWidgetInput(SocketIOInput):
 
     widget = WidgetSettings()
 
-    def __init__(self, *args: Any, limits: Optional[ChannelLimits] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: Optional[ChannelLimits] = None,
+                 redis_url: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits or ChannelLimits()
+        self.redis_url = redis_url or os.environ.get("CSBOT_SOCKETIO_REDIS_URL") or None
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WebWidgetInput":
-        """Rasa's socket.io options, plus the `limits` and the `WidgetSettings` ones."""
+        """Rasa's socket.io options, plus `limits`, `redis_url` and the `WidgetSettings` ones."""
         credentials = dict(credentials or {})
         own = {f.name: credentials.pop(f.name) for f in fields(WidgetSettings)
                if f.name in credentials}
+        redis_url = credentials.pop("redis_url", None)
         channel = super().from_credentials(credentials)
         channel.limits = ChannelLimits.from_credentials(credentials)
         channel.widget = WidgetSettings(**own)
+        channel.redis_url = redis_url or channel.redis_url
         return channel
 
     def url_prefix(self) -> Text:
@@ -151,6 +163,9 @@ class WebWidgetInput(SocketIOInput):
 
         blueprint = super().blueprint(handle_widget_message)
         sio = self.sio
+        if self.redis_url:  # before any client connects: the manager starts on first use
+            sio.manager = AsyncRedisManager(self.redis_url)
+            sio.manager.set_server(sio)
         handle_message = sio.handlers[self.namespace or "/"][self.user_message_evt]
 
         @sio.on("connect", namespace=self.namespace)  # replaces Rasa's handler

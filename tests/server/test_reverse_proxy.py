@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,25 +17,8 @@ from typing import Dict, Iterator, Optional, Tuple
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.proxy import NginxSettings, render_nginx
+from bot.proxy import NginxSettings, render_nginx, start_nginx
 from bot.services import free_port
-from bot.testing import ensure_nginx
-
-MAIN_CONFIG = """daemon off;
-master_process off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{}}
-http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    include {work}/csbot.conf;
-}}
-"""
 
 
 class Proxy:
@@ -58,28 +40,10 @@ class Proxy:
 @contextmanager
 def nginx(work: Path, upstream_port: int, rest: bool = False) -> Iterator[Proxy]:
     """nginx as a foreground child process with its own prefix, pid and log files."""
-    binary = ensure_nginx()
-    work.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    (work / "csbot.conf").write_text(render_nginx(NginxSettings(
-        [f"127.0.0.1:{upstream_port}"], f"127.0.0.1:{port}", rest=rest)))
-    (work / "nginx.conf").write_text(MAIN_CONFIG.format(work=work))
-    command = [str(binary), "-p", str(work), "-c", str(work / "nginx.conf"),
-               "-e", str(work / "error.log")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = start_nginx(work, NginxSettings([f"127.0.0.1:{upstream_port}"],
+                                              f"127.0.0.1:{port}", rest=rest), port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"nginx exited: {process.stdout.read().decode()}"
-                                     f"{(work / 'error.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError as error:
-                if time.monotonic() > deadline:
-                    raise AssertionError("nginx did not start listening") from error
-                time.sleep(0.1)
         yield Proxy(port)
     finally:
         process.terminate()
@@ -172,10 +136,15 @@ def test_the_rest_channel_is_exposed_only_when_asked_for(assistant, tmp_path):
         assert status == 404
 
 
-def test_several_upstream_servers_are_balanced_with_sticky_clients():
+def test_several_upstream_servers_are_balanced_with_sticky_socket_io_clients():
     config = render_nginx(NginxSettings(["10.0.0.1:5005", "10.0.0.2:5005"], "8080"))
-    upstream = config[config.index("upstream csbot_rasa"):config.index("}")]
-    assert "ip_hash;" in upstream
-    assert "server 10.0.0.1:5005;" in upstream and "server 10.0.0.2:5005;" in upstream
+    http = config[config.index("upstream csbot_rasa {"):]
+    http = http[:http.index("}")]
+    assert "least_conn;" in http
+    sockets = config[config.index("upstream csbot_rasa_socketio {"):]
+    sockets = sockets[:sockets.index("}")]
+    assert "ip_hash;" in sockets
+    for upstream in (http, sockets):
+        assert "server 10.0.0.1:5005 " in upstream and "server 10.0.0.2:5005 " in upstream
     with pytest.raises(ValueError, match="HOST:PORT"):
         NginxSettings(["10.0.0.1:5005; include /etc/passwd"])

@@ -1,0 +1,257 @@
+"""The production topology (`bot cluster up`, bot/cluster.py) under concurrency and faults.
+
+One cluster for the module: 2 Rasa replicas and 2 action servers behind nginx, PostgreSQL
+tracker store, Redis lock store, the trained model in models/. Messages go through nginx
+(as customers' do) and straight to each replica (as if the balancer sent them there); what
+is checked is what a customer and an operator would see: every message answered once,
+every event stored once and in order in PostgreSQL, conversations that go on after a
+replica, the action servers, PostgreSQL or Redis went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import psycopg2
+import pytest
+import yaml
+
+from bot.cluster import DB_NAME, DB_USER, Cluster, running_cluster
+from bot.services import LOOPBACK, MODELS_DIR, ROOT, ingest_knowledge
+from tools.widget_client import WidgetCustomer
+
+#: Short enough that a conversation whose message died with its replica goes on within
+#: seconds (the dead replica's ticket expires), long enough for any message here.
+LOCK_LIFETIME_S = 20
+LOGS = ROOT / "artifacts" / "cluster"
+TURNS = ["hi", "how much is shipping?", "how long does delivery take?",
+         "are you a bot?", "thanks", "bye"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if not any(MODELS_DIR.glob("*.tar.gz")):
+        pytest.fail("no trained model in models/: run `bot train` (bot test does) first")
+    ingest_knowledge()
+    # PostgreSQL runs as the postgres user: its folder must be reachable (pytest's tmp_path
+    # is private to root)
+    folder = Path(tempfile.mkdtemp(prefix="csbot-cluster-"))
+    os.chmod(folder, 0o755)
+    try:
+        with running_cluster(replicas=2, actions=2, folder=folder / "cluster", slack=False,
+                             env={"TICKET_LOCK_LIFETIME": str(LOCK_LIFETIME_S)}) as running:
+            yield running
+    finally:  # the logs stay for a look after a failure
+        shutil.rmtree(LOGS, ignore_errors=True)
+        if (folder / "cluster" / "logs").exists():
+            shutil.copytree(folder / "cluster" / "logs", LOGS)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def post(url: str, sender: str, text: str, timeout: float = 240) -> Tuple[int, Any]:
+    """A REST message; (HTTP status, the JSON answer or the error body)."""
+    request = urllib.request.Request(
+        f"{url}/webhooks/rest/webhook", data=json.dumps({"sender": sender, "message": text})
+        .encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def stored(cluster: Cluster, sender: str) -> List[Dict[str, Any]]:
+    """The conversation's events as PostgreSQL holds them, in the order they were stored."""
+    with psycopg2.connect(host=LOOPBACK, port=cluster.postgres.port, dbname=DB_NAME,
+                          user=DB_USER, password=cluster.postgres.password) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT data FROM events WHERE sender_id = %s ORDER BY id", (sender,))
+            return [json.loads(data) for (data,) in cursor.fetchall()]
+
+
+def user_texts(events: List[Dict[str, Any]]) -> List[str]:
+    return [e["text"] for e in events if e["event"] == "user"]
+
+
+def assert_answered_once_each(events: List[Dict[str, Any]]) -> None:
+    """Every user turn is followed by its bot answer and one action_listen before the next
+    user turn: no message processed twice, none interleaved with another of its
+    conversation, no event stored twice."""
+    keys = [(e["event"], e.get("timestamp"), e.get("name"), e.get("text")) for e in events]
+    assert len(keys) == len(set(keys)), "an event is stored twice"
+    turns: List[List[Dict[str, Any]]] = []
+    for event in events:
+        if event["event"] == "user":
+            turns.append([])
+        elif turns:
+            turns[-1].append(event)
+    for turn in turns:
+        listens = [e for e in turn if e["event"] == "action" and e["name"] == "action_listen"]
+        assert len(listens) == 1 and turn[-1] is listens[0], turn
+        assert sum(e["event"] == "bot" for e in turn) >= 1, turn
+
+
+def domain_text(response: str) -> str:
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    return domain["responses"][response][0]["text"]
+
+
+def routes(cluster: Cluster) -> List[str]:
+    """nginx and each replica directly."""
+    return [cluster.url, *(f"http://{LOOPBACK}:{r.port}" for r in cluster.replicas)]
+
+
+def test_interleaved_conversations_through_every_replica(cluster):
+    senders = [f"interleaved-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
+    urls = routes(cluster)
+
+    def conversation(index: int) -> List[int]:
+        # turn k of conversation i goes through route (i + k) % 3: consecutive turns of one
+        # conversation reach different replicas
+        return [post(urls[(index + k) % len(urls)], senders[index], text)[0]
+                for k, text in enumerate(TURNS[:4])]
+
+    with ThreadPoolExecutor(len(senders)) as pool:
+        statuses = list(pool.map(conversation, range(len(senders))))
+    assert statuses == [[200] * 4] * len(senders)
+    # two messages of one conversation at the same moment, to both replicas: the lock
+    # store serialises them
+    racing = senders[0]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda url: post(url, racing, "thanks"), urls[1:]))
+    assert [status for status, _ in answers] == [200, 200]
+    assert all(messages for _, messages in answers), answers
+    for sender in senders:
+        events = stored(cluster, sender)
+        expected = TURNS[:4] + (["thanks", "thanks"] if sender == racing else [])
+        assert user_texts(events) == expected
+        assert_answered_once_each(events)
+        for event in events:
+            if event["event"] == "user":  # the sentiment of each turn is stored with it
+                sentiment = event["parse_data"]["sentiment"]
+                assert sentiment["label"] in ("negative", "neutral", "positive")
+                assert -1.0 <= sentiment["score"] <= 1.0 and sentiment["model"]
+
+
+def test_the_widget_gets_replies_through_nginx_and_from_either_replica(cluster):
+    async def scenario() -> None:
+        async with WidgetCustomer(cluster.url) as customer:
+            await customer.say("hi")
+            await customer.wait_until(lambda got: got)
+            # a bot message sent by each replica (Rasa's API, as an external event or a
+            # colleague's reply would be): one of them does not hold the socket
+            for replica in cluster.replicas:
+                before = len(customer.received)
+                request = urllib.request.Request(
+                    f"http://{LOOPBACK}:{replica.port}/conversations/{customer.session_id}"
+                    f"/trigger_intent?output_channel=latest&token={cluster.token}",
+                    data=json.dumps({"name": "bot_challenge"}).encode(),
+                    headers={"Content-Type": "application/json"})
+                await asyncio.to_thread(urllib.request.urlopen, request, timeout=120)
+                await customer.wait_until(lambda got, n=before: len(got) > n, timeout=60)
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_killed_mid_load_loses_no_stored_turn(cluster):
+    senders = [f"killed-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
+    results: Dict[str, List[Tuple[str, int]]] = {s: [] for s in senders}
+    half_done = threading.Barrier(len(senders) + 1)
+
+    def conversation(sender: str) -> None:
+        for k, text in enumerate(TURNS):
+            if k == 2:
+                half_done.wait(timeout=300)  # the kill comes now, while messages fly
+            results[sender].append((text, post(cluster.url, sender, text)[0]))
+
+    with ThreadPoolExecutor(len(senders)) as pool:
+        futures = [pool.submit(conversation, s) for s in senders]
+        half_done.wait(timeout=300)
+        before = {s: stored(cluster, s) for s in senders}
+        time.sleep(0.5)
+        victim = cluster.replicas[0]
+        os.kill(victim.process.pid, signal.SIGKILL)
+        for future in futures:
+            future.result()
+    for sender in senders:
+        statuses = [status for _, status in results[sender]]
+        # a message the dead replica was processing gets nginx's 502 (nginx never resends a
+        # request that may have been processed); the next ones are answered, never 504
+        assert 504 not in statuses, statuses
+        assert statuses[:2] == [200, 200] and statuses[-1] == 200, statuses
+        assert statuses.count(502) <= 1, statuses
+        events = stored(cluster, sender)
+        assert events[:len(before[sender])] == before[sender]  # nothing stored was lost
+        answered = [text for text, status in results[sender] if status == 200]
+        texts = user_texts(events)
+        assert [t for t in texts if t in answered] == answered, (texts, answered)
+        assert_answered_once_each(events)
+    # the replica restarted: the conversations it served go on with their history
+    victim.restart()
+    sender = senders[0]
+    status, messages = post(f"http://{LOOPBACK}:{victim.port}", sender, "thanks")
+    assert status == 200 and messages
+    assert user_texts(stored(cluster, sender))[-1] == "thanks"
+
+
+def test_action_servers_all_down_then_back(cluster):
+    sender = f"actions-down-{uuid.uuid4().hex[:6]}"
+    assert post(cluster.url, sender, "hi")[0] == 200
+    for server in cluster.actions:
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+    status, messages = post(cluster.url, sender, "I want to talk to a real person")
+    assert status == 200
+    assert [m.get("text") for m in messages] == [domain_text("utter_actions_unavailable")]
+    cluster.actions[0].restart()
+    time.sleep(6)  # nginx tries a failed server again after its fail_timeout (5 s)
+    status, messages = post(cluster.url, sender, "I want to talk to a real person")
+    assert status == 200 and messages
+    assert domain_text("utter_actions_unavailable") not in [m.get("text") for m in messages]
+    assert any("colleague" in (m.get("text") or "") for m in messages), messages
+    cluster.actions[1].restart()
+
+
+def test_postgres_restarted_the_next_message_is_stored(cluster):
+    sender = f"pg-restart-{uuid.uuid4().hex[:6]}"
+    for url in routes(cluster)[1:]:  # both replicas hold pooled connections
+        assert post(url, sender, "hi")[0] == 200
+    cluster.postgres.restart()
+    for url in routes(cluster)[1:]:
+        status, messages = post(url, sender, "how much is shipping?")
+        assert status == 200 and messages
+    events = stored(cluster, sender)
+    assert user_texts(events) == ["hi", "hi", "how much is shipping?", "how much is shipping?"]
+    assert_answered_once_each(events)
+
+
+def test_redis_down_is_a_clear_error_and_never_a_double_answer(cluster):
+    sender = f"redis-down-{uuid.uuid4().hex[:6]}"
+    assert post(cluster.url, sender, "hi")[0] == 200
+    assert cluster.redis.process is not None
+    cluster.redis.process.terminate()
+    cluster.redis.process.wait()
+    try:
+        status, body = post(cluster.url, sender, "how much is shipping?")
+        assert status == 503 and "lock store" in body
+        assert user_texts(stored(cluster, sender)) == ["hi"]  # not processed at all
+    finally:
+        cluster.redis.start()
+    status, messages = post(cluster.url, sender, "how much is shipping?")
+    assert status == 200 and messages
+    events = stored(cluster, sender)
+    assert user_texts(events) == ["hi", "how much is shipping?"]
+    assert_answered_once_each(events)
