@@ -1,11 +1,13 @@
 """Load benchmark: many customers at once through the running assistant, side by side.
 
-    python -m benchmarks.load [--pipeline ours stock] [--topology single]
+    python -m benchmarks.load [--pipeline ours stock] [--topology single cluster]
                               [--conversations 100] [--turns 10] [--transport rest socketio]
 
-For each pipeline × topology it starts the servers on loopback (`bot.services`, the same
-code `make start` uses: SQLite tracker store, the turn log, the real action server with the
-extractive knowledge backend), warms up, then measures
+For each pipeline × topology it starts the servers on loopback, with the extractive
+knowledge backend: `single` is what `make start` runs (`bot.services`: one Rasa process,
+SQLite tracker store, the turn log, one action server), `cluster` what `bot cluster up` runs
+(`bot.cluster`: 2 replicas and 2 action servers behind nginx, PostgreSQL, Redis). It warms
+up, then measures
 
 * **solo**: one conversation, its turns one after another (latency without queueing);
 * **load**: N conversations at once over each transport, each sending its M turns one after
@@ -40,6 +42,7 @@ import socketio
 import yaml
 
 from benchmarks.report import log, publish
+from bot.cluster import running_cluster
 from bot.services import (
     MODELS_DIR, ROOT, Endpoints, action_server, free_port, new_token, rasa, rasa_server, run,
     seed_store, train,
@@ -62,6 +65,10 @@ class Target:
     token: str
     rasa_pids: List[int]
     action_pids: List[int]
+    api_url: str = ""  # Rasa's HTTP API (the tracker), where `url` (nginx) does not serve it
+
+    def __post_init__(self) -> None:
+        self.api_url = self.api_url or self.url
 
 
 @dataclass
@@ -204,7 +211,7 @@ async def stored_user_messages(target: Target, senders: List[str]) -> Dict[str, 
     limit = asyncio.Semaphore(16)
 
     async def count(session: aiohttp.ClientSession, sender: str) -> Tuple[str, int]:
-        async with limit, session.get(f"{target.url}/conversations/{sender}/tracker",
+        async with limit, session.get(f"{target.api_url}/conversations/{sender}/tracker",
                                       params={"token": target.token}) as reply:
             events = (await reply.json()).get("events") or []
         return sender, sum(event.get("event") == "user" for event in events)
@@ -342,7 +349,18 @@ def ratios(runs: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
-TOPOLOGIES = {"single": single_process}
+@contextmanager
+def cluster(model: Path, logs: Path) -> Iterator[Target]:
+    """`bot cluster up`'s topology (bot/cluster.py): 2 replicas and 2 action servers behind
+    nginx, PostgreSQL and Redis; the tracker is read from the first replica."""
+    with running_cluster(2, 2, folder=logs / "cluster", model=model, slack=False,
+                         env={"CSBOT_KNOWLEDGE_BACKEND": "extractive"}) as running:
+        yield Target(running.url, running.token, [r.process.pid for r in running.replicas],
+                     [a.process.pid for a in running.actions],
+                     api_url=f"http://127.0.0.1:{running.replicas[0].port}")
+
+
+TOPOLOGIES = {"single": single_process, "cluster": cluster}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
