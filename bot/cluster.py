@@ -164,6 +164,16 @@ class Redis:
         return self.process
 
 
+def _descendants(pid: int) -> List[int]:
+    """The processes below `pid` (Linux's /proc), children first."""
+    try:
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except FileNotFoundError:  # it has just exited
+        return []
+    return children + [d for child in children for d in _descendants(child)]
+
+
 @dataclass
 class Replica:
     """One `rasa run` of the cluster, restartable on its port."""
@@ -171,6 +181,16 @@ class Replica:
     port: int
     service: Service
     process: subprocess.Popen
+
+    def kill(self) -> None:
+        """Kills it as a crash would: the process and its children at once (rasa-sdk serves
+        from a Sanic worker process, which would go on serving without its manager)."""
+        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
 
     def restart(self) -> None:
         """Stops it (if it still runs) and starts it again on the same port."""
@@ -234,7 +254,8 @@ def start_cluster(replicas: int = 2, actions: int = 2, port: int = 5005,
     """Starts every part and returns once all answer; on a failure what started is stopped.
 
     `detached`: the processes outlive this command (`bot cluster up`; `bot cluster down`
-    stops them). `env`: more environment for the replicas (e.g. TICKET_LOCK_LIFETIME)."""
+    stops them). `env`: more environment for the replicas and the action servers (e.g.
+    TICKET_LOCK_LIFETIME, CSBOT_KNOWLEDGE_BACKEND)."""
     if replicas < 1 or actions < 1:
         raise ServiceError("a cluster needs at least one replica and one action server")
     if (folder / "state.json").exists():
@@ -258,10 +279,11 @@ def start_cluster(replicas: int = 2, actions: int = 2, port: int = 5005,
         others = [standin_part.spawn(detached)] if standin_part else []
         started += others
         action_ports = [free_port() for _ in range(actions)]
-        action_parts = [services.action_service(p, store, logs / f"actions-{i}.log", env=slack_env)
+        server_env = {**slack_env, **(env or {})}
+        action_parts = [services.action_service(p, store, logs / f"actions-{i}.log", env=server_env)
                         for i, p in enumerate(action_ports)]
         actions_port = free_port()
-        replica_env = {**slack_env, **secrets_env(postgres, redis), **(env or {})}
+        replica_env = {**server_env, **secrets_env(postgres, redis)}
         rasa_ports = [free_port() for _ in range(replicas)]
         rasa_parts = []
         for i, rasa_port in enumerate(rasa_ports):
