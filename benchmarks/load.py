@@ -322,7 +322,7 @@ def table(runs: List[Dict[str, Any]]) -> str:
 
 
 def ratios(runs: List[Dict[str, Any]]) -> List[str]:
-    """ours/stock throughput per topology and transport."""
+    """ours/stock per topology and cluster/single per pipeline, throughput per transport."""
     def load(pipeline: str, topology: str, transport: str) -> Optional[Dict[str, Any]]:
         for entry in runs:
             if (entry["pipeline"], entry["topology"]) == (pipeline, topology):
@@ -334,12 +334,19 @@ def ratios(runs: List[Dict[str, Any]]) -> List[str]:
     lines = []
     transports = sorted({p["transport"] for e in runs for p in e["phases"] if p["phase"] == "load"})
     topologies = sorted({e["topology"] for e in runs})
+    pipelines = sorted({e["pipeline"] for e in runs})
     for transport in transports:
         for topology in topologies:
             ours, stock = load("ours", topology, transport), load("stock", topology, transport)
             if ours and stock and stock["msg_per_s"]:
                 lines.append(f"ours / stock, {topology}, {transport}: throughput "
                              f"{ours['msg_per_s'] / stock['msg_per_s']:.2f}×")
+        for pipeline in pipelines:
+            cluster = load(pipeline, "cluster", transport)
+            single = load(pipeline, "single", transport)
+            if cluster and single and single["msg_per_s"]:
+                lines.append(f"cluster / single, {pipeline}, {transport}: throughput "
+                             f"{cluster['msg_per_s'] / single['msg_per_s']:.2f}×")
     return lines
 
 
