@@ -17,21 +17,25 @@ import socketio
 
 
 class WidgetCustomer:
-    """`async with WidgetCustomer(url) as customer:` connects (to a Rasa server or nginx in
-    front) and opens the session; `received` holds the text of every bot message in order."""
+    """`async with WidgetCustomer(url) as customer:` connects and opens the session; every
+    bot message lands in `received` (the event's data: `text`, `quick_replies`, …)."""
 
     def __init__(self, url: str, session_id: Optional[str] = None,
                  connect_timeout: float = 30) -> None:
         self.url, self.session_id = url, session_id or uuid.uuid4().hex
         self.connect_timeout = connect_timeout
-        self.received: List[str] = []
+        self.received: List[Dict[str, Any]] = []
         self._arrived = asyncio.Event()
         self.sio = socketio.AsyncClient(reconnection=False)
         self.sio.on("bot_uttered", self._on_bot_uttered)
 
     def _on_bot_uttered(self, data: Dict[str, Any]) -> None:
-        self.received.append(data.get("text") or "")
+        self.received.append(data)
         self._arrived.set()
+
+    @property
+    def texts(self) -> List[str]:
+        return [message.get("text") or "" for message in self.received]
 
     async def __aenter__(self) -> "WidgetCustomer":
         confirmed = asyncio.get_running_loop().create_future()
@@ -53,7 +57,7 @@ class WidgetCustomer:
     async def say(self, text: str) -> None:
         await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
 
-    async def next_reply(self, timeout: float) -> str:
+    async def next_reply(self, timeout: float) -> Dict[str, Any]:
         """Says nothing; waits for the next bot message after those already received."""
         seen = len(self.received)
         deadline = time.monotonic() + timeout
@@ -64,14 +68,14 @@ class WidgetCustomer:
 
     async def wait_until(self, condition: Callable[[List[str]], Any],
                          timeout: float = 60) -> None:
-        """Waits until `condition(received)` holds; fails with what the customer saw."""
+        """Waits until `condition(texts)` holds; fails with what the customer saw."""
         deadline = time.monotonic() + timeout
-        while not condition(self.received):
+        while not condition(self.texts):
             if time.monotonic() > deadline:
-                raise AssertionError(f"the widget never got what was expected: {self.received}")
+                raise AssertionError(f"the widget never got what was expected: {self.texts}")
             await asyncio.sleep(0.2)
 
     async def wait_for_text(self, fragment: str, timeout: float = 60) -> str:
         """The first bot message containing `fragment`."""
         await self.wait_until(lambda texts: any(fragment in text for text in texts), timeout)
-        return next(text for text in self.received if fragment in text)
+        return next(text for text in self.texts if fragment in text)

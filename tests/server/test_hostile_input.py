@@ -264,11 +264,11 @@ def test_a_slack_request_with_a_bad_missing_or_stale_signature_is_refused(assist
 
 def test_the_size_limit_holds_on_the_widget_and_slack(assistant, limits):
     async def widget() -> str:
-        async with WidgetCustomer(assistant.url(""), f"hostile-{uuid.uuid4().hex}") as customer:
+        async with WidgetCustomer(assistant.url("")) as customer:
             await customer.say("x" * (limits[WIDGET].max_message_chars + 1))
             await customer.wait_until(lambda got: got)
             await asyncio.sleep(1)
-            assert customer.received == [limits[WIDGET].reply(limits[WIDGET].too_long_reply)]
+            assert customer.texts == [limits[WIDGET].reply(limits[WIDGET].too_long_reply)]
             return customer.session_id
 
     with nothing_changes(assistant):
@@ -318,7 +318,7 @@ def test_a_flooding_sender_is_refused_on_every_channel_then_served_again(assista
             lambda: slack_replies(assistant, thread), 300, "the Slack answer")[0]}
 
     async def scenario() -> Tuple[List[Any], List[List[str]], Dict[str, str], str]:
-        async with WidgetCustomer(assistant.url(""), f"hostile-{uuid.uuid4().hex}") as customer:
+        async with WidgetCustomer(assistant.url("")) as customer:
             for n in range(limits[WIDGET].max_messages + 1):
                 await customer.say(f"hello there {n}")
             await customer.wait_until(lambda got: refusal[WIDGET] in got)
