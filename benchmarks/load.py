@@ -179,13 +179,15 @@ async def rest_conversation(session: aiohttp.ClientSession, url: str, sender: st
     return sent
 
 
-async def socketio_conversation(url: str, sender: str, turns: List[Tuple[str, str]],
-                                timeout: float, deadline: float, results: List[Turn]) -> int:
-    """One widget customer (tools/widget_client.py: Rasa's socket.io protocol, long-polling);
-    a turn is answered when its first bot message arrives."""
+async def socketio_conversation(url: str, sender: str, source: str,
+                                turns: List[Tuple[str, str]], timeout: float, deadline: float,
+                                results: List[Turn]) -> int:
+    """One widget customer (tools/widget_client.py: Rasa's socket.io protocol, long-polling)
+    from the loopback address `source`; a turn is answered when its first bot message
+    arrives."""
     sent = 0
     try:
-        async with WidgetCustomer(url, sender, connect_timeout=timeout) as customer:
+        async with WidgetCustomer(url, sender, timeout, source) as customer:
             for kind, text in turns:
                 if time.monotonic() > deadline:
                     break
@@ -237,8 +239,11 @@ async def drive(target: Target, phase: str, label: str, transport: str, conversa
             jobs = [rest_conversation(session, target.url, s, turns, timeout, deadline, results)
                     for s in senders]
         else:
-            jobs = [socketio_conversation(target.url, s, turns, timeout, deadline, results)
-                    for s in senders]
+            # customers from 250 addresses: nginx sticks a socket.io client to a replica by
+            # its address, and real customers do not share one
+            jobs = [socketio_conversation(target.url, s, f"127.0.0.{2 + n % 250}", turns,
+                                          timeout, deadline, results)
+                    for n, s in enumerate(senders)]
         sent = await asyncio.gather(*jobs)
         progress.cancel()
     wall = time.perf_counter() - start

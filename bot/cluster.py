@@ -213,6 +213,7 @@ class Cluster:
     actions: List[Replica]
     nginx: subprocess.Popen
     others: List[subprocess.Popen] = field(default_factory=list)
+    slack: Optional[SlackStandIn] = None  # when the cluster runs the local Slack stand-in
 
     def processes(self) -> Dict[str, subprocess.Popen]:
         named = {f"rasa-{i}": r.process for i, r in enumerate(self.replicas)}
@@ -316,7 +317,7 @@ def start_cluster(replicas: int = 2, actions: int = 2, port: int = 5005,
         f"http://{LOOPBACK}:{port}", folder, token, postgres, redis,
         [Replica(p, s, pr) for p, s, pr in zip(rasa_ports, rasa_parts, rasa_processes)],
         [Replica(p, s, pr) for p, s, pr in zip(action_ports, action_parts, action_processes)],
-        nginx, others)
+        nginx, others, standin)
     cluster.write_state()
     return cluster
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional
 
+import aiohttp
 import socketio
 
 
@@ -21,12 +22,17 @@ class WidgetCustomer:
     bot message lands in `received` (the event's data: `text`, `quick_replies`, …)."""
 
     def __init__(self, url: str, session_id: Optional[str] = None,
-                 connect_timeout: float = 30) -> None:
+                 connect_timeout: float = 30, source: Optional[str] = None) -> None:
+        """`source`: the local address to connect from, e.g. 127.0.0.7 (on Linux all of
+        127.0.0.0/8 is this machine), so that customers come from different addresses as
+        real ones do for a balancer that sticks clients by address (nginx's ip_hash)."""
         self.url, self.session_id = url, session_id or uuid.uuid4().hex
         self.connect_timeout = connect_timeout
         self.received: List[Dict[str, Any]] = []
         self._arrived = asyncio.Event()
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            local_addr=(source, 0))) if source else None
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=self._http)
         self.sio.on("bot_uttered", self._on_bot_uttered)
 
     def _on_bot_uttered(self, data: Dict[str, Any]) -> None:
@@ -45,14 +51,20 @@ class WidgetCustomer:
                 confirmed.set_result(sid)
 
         self.sio.on("session_confirm", confirm)
-        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"],
-                               wait_timeout=self.connect_timeout)
-        await self.sio.emit("session_request", {"session_id": self.session_id})
-        await asyncio.wait_for(confirmed, self.connect_timeout)
+        try:
+            await self.sio.connect(self.url, socketio_path="/socket.io",
+                                   transports=["polling"], wait_timeout=self.connect_timeout)
+            await self.sio.emit("session_request", {"session_id": self.session_id})
+            await asyncio.wait_for(confirmed, self.connect_timeout)
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *_: Any) -> None:
         await self.sio.disconnect()
+        if self._http is not None:  # engineio closes only the sessions it made
+            await self._http.close()
 
     async def say(self, text: str) -> None:
         await self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})

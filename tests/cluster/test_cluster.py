@@ -2,10 +2,11 @@
 
 One cluster for the module: 2 Rasa replicas and 2 action servers behind nginx, PostgreSQL
 tracker store, Redis lock store, the trained model in models/. Messages go through nginx
-(as customers' do) and straight to each replica (as if the balancer sent them there); what
-is checked is what a customer and an operator would see: every message answered once,
-every event stored once and in order in PostgreSQL, conversations that go on after a
-replica, the action servers, PostgreSQL or Redis went away.
+(as customers' do) and straight to each replica (as if the balancer sent them there), the
+Slack stand-in as Slack; what is checked is what a customer, a colleague and an operator
+would see: every message answered once, every event stored once and in order in PostgreSQL,
+a hand-off whose Slack replies reach the widget whichever replica gets them, conversations
+that go on after a replica, the action servers, PostgreSQL or Redis went away.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import yaml
 from bot.cluster import DB_NAME, DB_USER, Cluster, running_cluster
 from bot.lock_store import AtomicRedisLockStore
 from bot.services import LOOPBACK, MODELS_DIR, ROOT, ingest_knowledge
+from tools.slack_peer import STAFF_CHANNEL, SlackPeer, wait_for
 from tools.widget_client import WidgetCustomer
 
 #: Short enough that a conversation whose message died with its replica goes on within
@@ -51,7 +53,7 @@ def cluster() -> Iterator[Cluster]:
     folder = Path(tempfile.mkdtemp(prefix="csbot-cluster-"))
     os.chmod(folder, 0o755)
     try:
-        with running_cluster(replicas=2, actions=2, folder=folder / "cluster", slack=False,
+        with running_cluster(replicas=2, actions=2, folder=folder / "cluster",
                              env={"TICKET_LOCK_LIFETIME": str(LOCK_LIFETIME_S)}) as running:
             yield running
     finally:  # the logs stay for a look after a failure
@@ -164,6 +166,40 @@ def test_the_widget_gets_replies_through_nginx_and_from_either_replica(cluster):
                 await customer.wait_until(lambda got, n=before: len(got) > n, timeout=60)
 
     asyncio.run(scenario())
+
+
+def test_a_slack_hand_off_through_nginx_and_either_replica(cluster):
+    """The customer on the widget (one replica holds the socket) asks for a person; the
+    colleague takes the conversation in Slack and replies through each replica in turn: every
+    reply reaches the customer, and is stored once."""
+    assert cluster.slack is not None
+    slack = SlackPeer(f"{cluster.url}/webhooks/slack/events", cluster.slack.url,
+                      cluster.slack.signing_secret)
+    replies = [f"Hi, this is Alex on replica {i}." for i in range(len(cluster.replicas))]
+
+    async def scenario() -> str:
+        async with WidgetCustomer(cluster.url) as customer:
+            await customer.say("I want to talk to a real person")
+            await customer.wait_for_text("asked a colleague")
+            handoff = (await asyncio.to_thread(wait_for, lambda: [
+                m for m in slack.bot_posts(STAFF_CHANNEL) if (m.get("metadata") or {})
+                .get("event_payload", {}).get("conversation_id") == customer.session_id],
+                60, "the hand-off message in the staff channel"))[0]
+            assert await asyncio.to_thread(
+                slack.click, handoff, "handoff_take", customer.session_id) == 200
+            await customer.wait_for_text("has joined")
+            for replica, text in zip(cluster.replicas, replies):
+                peer = SlackPeer(f"http://{LOOPBACK}:{replica.port}/webhooks/slack/events",
+                                 cluster.slack.url, cluster.slack.signing_secret)
+                event = slack.event(slack.message(STAFF_CHANNEL, text, thread_ts=handoff["ts"]))
+                assert await asyncio.to_thread(peer.send, event) == 200
+                await customer.wait_for_text(text)
+            return customer.session_id
+
+    session = asyncio.run(scenario())
+    staff_lines = [e["text"] for e in stored(cluster, session) if e["event"] == "bot"
+                   and (e.get("metadata") or {}).get("handoff_staff")]
+    assert staff_lines == replies
 
 
 def test_a_replica_killed_mid_load_loses_no_stored_turn(cluster):

@@ -30,6 +30,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.limits import LimitSettings
 from bot.services import ROOT, knowledge, offline_env
+from tools.slack_peer import wait_for
 from tools.widget_client import WidgetCustomer
 
 REST, WIDGET, SLACK = "bot.rest.RestChannel", "bot.web_widget.WebWidgetInput", \
@@ -239,16 +240,6 @@ def slack_replies(assistant, thread_ts: str) -> List[str]:
     with urllib.request.urlopen(f"{assistant.slack.url}/_standin/messages") as response:
         messages = json.load(response)["messages"]
     return [m["text"] for m in messages if m.get("bot_id") and m.get("thread_ts") == thread_ts]
-
-
-def wait_for(condition, timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("case", ["wrong secret", "no signature", "stale timestamp"])

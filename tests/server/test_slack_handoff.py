@@ -12,105 +12,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, Callable, Dict, List, Optional
-from urllib.parse import urlencode
+from typing import Any, Callable, Dict
 
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
+from tools.slack_peer import BOT_USER, DM_CHANNEL, STAFF_CHANNEL, STAFF_USER, SlackPeer, wait_for
 from tools.widget_client import WidgetCustomer
 
-STAFF_CHANNEL, DM_CHANNEL, STAFF_USER, BOT_USER = "C0STAFF", "D0STAFF", "U0ALEX", "U0CSBOT"
 OTHER_COLLEAGUE = "U0SAM"  # the stand-in's second colleague
 
 
-class Slack:
-    """Plays Slack towards the Rasa server; reads what the bot posted from the stand-in."""
-
-    def __init__(self, assistant: Any) -> None:
-        self.assistant = assistant
-        self.secret = assistant.slack.signing_secret
-        self._ts = int(time.time() * 1000)
-
-    def messages(self) -> List[Dict[str, Any]]:
-        with urllib.request.urlopen(f"{self.assistant.slack.url}/_standin/messages") as response:
-            return json.load(response)["messages"]
-
-    def ephemeral(self, user: str, thread_ts: str) -> List[str]:
-        """The texts only `user` saw in the thread (chat.postEphemeral)."""
-        with urllib.request.urlopen(f"{self.assistant.slack.url}/_standin/messages") as response:
-            return [m["text"] for m in json.load(response)["ephemeral"]
-                    if m["ephemeral_to"] == user and m.get("thread_ts") == thread_ts]
-
-    def bot_posts(self, channel: str, **match: Any) -> List[Dict[str, Any]]:
-        return [m for m in self.messages() if m["channel"] == channel and m.get("bot_id")
-                and all(m.get(k) == v for k, v in match.items())]
-
-    def outage(self, down: bool) -> None:
-        request = urllib.request.Request(f"{self.assistant.slack.url}/_standin/outage",
-                                         data=json.dumps({"down": down}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(request).close()
-
-    def next_ts(self) -> str:
-        self._ts += 1
-        return f"{self._ts // 1000}.{self._ts % 1000:06d}"
-
-    def send(self, body: str, content_type: str = "application/json",
-             headers: Optional[Dict[str, str]] = None, timestamp: Optional[int] = None) -> int:
-        """POSTs `body` to the Slack channel, signed unless `headers` says otherwise."""
-        stamp = str(int(time.time()) if timestamp is None else timestamp)
-        signed = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature":
-                  SignatureVerifier(self.secret).generate_signature(timestamp=stamp, body=body)}
-        request = urllib.request.Request(
-            self.assistant.url("/webhooks/slack/events"), data=body.encode(),
-            headers={"Content-Type": content_type, **signed, **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-
-    def event(self, event: Dict[str, Any], event_id: Optional[str] = None) -> str:
-        return json.dumps({"token": "x", "team_id": "T0CSBOT", "api_app_id": "A0CSBOT",
-                           "type": "event_callback", "event": event,
-                           "event_id": event_id or f"Ev{uuid.uuid4().hex[:10]}",
-                           "event_time": int(time.time())})
-
-    def message(self, channel: str, text: str, thread_ts: Optional[str] = None,
-                channel_type: str = "channel", user: str = STAFF_USER) -> Dict[str, Any]:
-        ts = self.next_ts()
-        return {"type": "message", "channel": channel, "channel_type": channel_type,
-                "user": user, "text": text, "ts": ts, "event_ts": ts,
-                **({"thread_ts": thread_ts} if thread_ts else {})}
-
-    def click(self, message: Dict[str, Any], action_id: str, value: str,
-              user: str = STAFF_USER) -> int:
-        payload = {"type": "block_actions", "team": {"id": "T0CSBOT"}, "api_app_id": "A0CSBOT",
-                   "user": {"id": user, "username": user.lower(), "name": user.lower()},
-                   "container": {"type": "message", "message_ts": message["ts"],
-                                 "channel_id": message["channel"]},
-                   "channel": {"id": message["channel"]}, "message": message,
-                   "trigger_id": "t", "response_url": "http://standin.slack/response",
-                   "actions": [{"action_id": action_id, "value": value, "type": "button",
-                                "block_id": "handoff", "action_ts": str(time.time())}]}
-        return self.send(urlencode({"payload": json.dumps(payload)}),
-                         "application/x-www-form-urlencoded")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
-def slack(assistant) -> Slack:
-    return Slack(assistant)
+def slack(assistant) -> SlackPeer:
+    return SlackPeer(assistant.url("/webhooks/slack/events"), assistant.slack.url,
+                     assistant.slack.signing_secret)
 
 
 def test_staff_chat_with_the_assistant_in_a_direct_message(slack):
