@@ -5,8 +5,8 @@ Rasa serves its channels and its HTTP API on one port, and the API must not face
 internet; nginx in front exposes only the public channels (the widget, its socket.io
 connection, Slack's events, optionally REST) and closes every other path. It takes one or
 more Rasa servers: HTTP requests go to the least busy one (``least_conn``), skipping one that
-is down; socket.io clients stick to one by address (``ip_hash``), because a socket.io session
-lives in one server's memory.
+is down; socket.io clients stick to one by address (``hash $remote_addr``), because a
+socket.io session lives in one server's memory.
 
 With action servers (`actions`, as `bot cluster up` runs them) a second server block on
 `actions_listen` balances Rasa's action calls over them; when none answers, it replies as an

@@ -23,16 +23,20 @@ class WidgetCustomer:
 
     def __init__(self, url: str, session_id: Optional[str] = None,
                  connect_timeout: float = 30, source: Optional[str] = None) -> None:
-        """`source`: the local address to connect from, e.g. 127.0.0.7 (on Linux all of
-        127.0.0.0/8 is this machine), so that customers come from different addresses as
-        real ones do for a balancer that sticks clients by address (nginx's ip_hash)."""
+        """`connect_timeout`: for the session and for each HTTP request of the long-polling
+        (engineio's default, 5 s, drops the connection, and the message it carried, of a
+        server that is busy for longer; a browser's widget waits). `source`: the local
+        address to connect from, e.g. 127.0.0.7 (on Linux all of 127.0.0.0/8 is this
+        machine), so that customers come from different addresses as real ones do for a
+        balancer that sticks clients by address."""
         self.url, self.session_id = url, session_id or uuid.uuid4().hex
         self.connect_timeout = connect_timeout
         self.received: List[Dict[str, Any]] = []
         self._arrived = asyncio.Event()
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
             local_addr=(source, 0))) if source else None
-        self.sio = socketio.AsyncClient(reconnection=False, http_session=self._http)
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=self._http,
+                                        request_timeout=connect_timeout)
         self.sio.on("bot_uttered", self._on_bot_uttered)
 
     def _on_bot_uttered(self, data: Dict[str, Any]) -> None:

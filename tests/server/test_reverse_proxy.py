@@ -143,7 +143,7 @@ def test_several_upstream_servers_are_balanced_with_sticky_socket_io_clients():
     assert "least_conn;" in http
     sockets = config[config.index("upstream csbot_rasa_socketio {"):]
     sockets = sockets[:sockets.index("}")]
-    assert "ip_hash;" in sockets
+    assert "hash $remote_addr consistent;" in sockets
     for upstream in (http, sockets):
         assert "server 10.0.0.1:5005 " in upstream and "server 10.0.0.2:5005 " in upstream
     with pytest.raises(ValueError, match="HOST:PORT"):
