@@ -1,6 +1,8 @@
 """The LoRA intent classifier as Rasa drives it: train, persist, load, process."""
 
 import inspect
+import json
+import shutil
 from pathlib import Path
 from typing import Dict, List
 
@@ -102,6 +104,23 @@ def test_persist_and_load_give_the_same_predictions(trained):
         np.testing.assert_allclose(
             [e["confidence"] for e in b], [e["confidence"] for e in a], atol=1e-4
         )
+
+
+def test_int8_serving_quantizes_the_encoder_and_keeps_the_predictions(trained, tmp_path):
+    tmp, component, _ = trained
+    saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
+    copy = tmp_path / "int8"
+    shutil.copytree(saved, copy)
+    settings = json.loads((copy / lora.CONFIG_FILE).read_text())
+    settings["config"]["cpu_int8"] = True
+    (copy / lora.CONFIG_FILE).write_text(json.dumps(settings))
+    int8 = lora.LoRASentenceClassifier.load(copy, device="cpu")
+    kinds = {type(m).__module__ for m in int8.encoder.modules() if "Linear" in type(m).__name__}
+    assert kinds and all("quantized" in kind for kind in kinds), kinds
+    texts = [text for examples in EXAMPLES.values() for text in examples]
+    before, after = component.model.predict_proba(texts), int8.predict_proba(texts)
+    assert (before.argmax(axis=1) == after.argmax(axis=1)).all()
+    assert np.abs(before - after).max() < 0.15
 
 
 def test_persists_only_what_it_learnt(trained):
