@@ -310,9 +310,10 @@ class LoRASentenceClassifier:
         )
 
     @classmethod
-    def load(cls, directory: Path, device: Optional[str] = None) -> "LoRASentenceClassifier":
+    def load(cls, directory: Path, device: Optional[str] = None,
+             cpu_int8: Optional[bool] = None) -> "LoRASentenceClassifier":
         """Rebuilds the classifier from `save`'s files and the (re-resolved) base model, for
-        serving (so with the saved `inference_threads`)."""
+        serving (so with the saved `inference_threads` and `cpu_int8`, unless given)."""
         from peft import PeftModel
 
         directory = Path(directory)
@@ -320,6 +321,8 @@ class LoRASentenceClassifier:
         config = LoRAConfig(**saved["config"])
         if device is not None:
             config.device = device
+        if cpu_int8 is not None:
+            config.cpu_int8 = cpu_int8
         if config.inference_threads is not None:
             torch.set_num_threads(config.inference_threads)  # process-wide, as torch has it
         base, tokenizer = cls._base(config)

@@ -77,10 +77,11 @@ class LoRAAnalyser:
     """Our LoRA fine-tuned encoder (same recipe as the intent classifier), from `train_lora`."""
 
     def __init__(
-        self, model_dir: Path, device: Optional[str] = None, name: Optional[str] = None
+        self, model_dir: Path, device: Optional[str] = None, name: Optional[str] = None,
+        cpu_int8: Optional[bool] = None,
     ) -> None:
         self.name = name or f"lora:{Path(model_dir).name}"
-        self._model = LoRASentenceClassifier.load(Path(model_dir), device=device)
+        self._model = LoRASentenceClassifier.load(Path(model_dir), device, cpu_int8)
         missing = set(LABELS) - set(self._model.labels)
         if missing:
             raise ValueError(f"{model_dir} was not trained on the labels {sorted(missing)}")

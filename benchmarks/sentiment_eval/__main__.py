@@ -10,6 +10,7 @@ the shipped one (`nlu.sentiment_analysers.train_lora`), on:
   lora-shipped   data/sentiment/train.csv (what set-up trains and the product ships)
   lora-tweeteval TweetEval tweets (../shared, research data: benchmark only, never shipped)
   lora-both      both of the above
+and `NAME-int8` serves the model of NAME with `cpu_int8` (trained once for both).
 """
 
 from __future__ import annotations
@@ -43,12 +44,21 @@ TRAINING_SETS: Dict[str, List[Path]] = {
     "lora-tweeteval": [SHARED / "train_from_official_test.csv"],
     "lora-both": [ROOT / "data" / "sentiment" / "train.csv", SHARED / "train_from_official_test.csv"],
 }
+#: Suffix of an analyser served in int8 (`cpu_int8`, as config.yml ships it): the same
+#: trained model, its encoder's linear layers quantized at load.
+INT8 = "-int8"
+ANALYSERS = ["vader", *TRAINING_SETS, *(name + INT8 for name in TRAINING_SETS)]
 
 
 def build(name: str, work: Path, epochs: int) -> tuple[SentimentAnalyser, float]:
-    """The analyser and the seconds it took to train (0 for VADER)."""
+    """The analyser and the seconds it took to train (0 for VADER; for an int8 one, the
+    training of the model it serves, done once for both)."""
     if name == "vader":
         return VaderAnalyser(), 0.0
+    if name.endswith(INT8):
+        trained = name[:-len(INT8)]
+        seconds = 0.0 if (work / trained).exists() else build(trained, work, epochs)[1]
+        return LoRAAnalyser(work / trained, device="cpu", cpu_int8=True), seconds
     sources = TRAINING_SETS[name]
     combined = work / f"{name}.csv"
     with open(combined, "w", newline="", encoding="utf-8") as handle:
@@ -59,7 +69,7 @@ def build(name: str, work: Path, epochs: int) -> tuple[SentimentAnalyser, float]
             writer.writerows(zip(texts, labels))
     started = time.perf_counter()
     train_lora(combined, work / name, replace(SENTIMENT_LORA, epochs=epochs))
-    return LoRAAnalyser(work / name, device="cpu"), time.perf_counter() - started
+    return LoRAAnalyser(work / name, device="cpu", cpu_int8=False), time.perf_counter() - started
 
 
 def torch_threads() -> int:
@@ -107,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, default=HERE / "eval.csv", help="labelled text,label CSV")
     parser.add_argument("--analysers", nargs="+", default=["vader", *TRAINING_SETS],
-                        choices=["vader", *TRAINING_SETS])
+                        choices=ANALYSERS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--epochs", type=int, default=SENTIMENT_LORA.epochs,
                         help="LoRA training epochs (default: the shipped analyser's recipe; "
