@@ -68,8 +68,8 @@ class LoRAConfig:
     inference_threads: Optional[int] = 1
     # Serve on the CPU with the encoder's linear layers in int8 (torch's dynamic
     # quantization, applied at load; training is unchanged): about half the CPU per message
-    # (MiniLM, one thread: 11.8 -> 6.4 ms). It moves probabilities a little, so it is off
-    # unless a config turns it on: config.yml does, after measuring its effect on accuracy.
+    # (MiniLM, one thread: 11.8 -> 6.4 ms). It lowers confidences and costs the sentiment
+    # analyser accuracy (README, `cpu_int8`), so it is off unless a config turns it on.
     cpu_int8: bool = False
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import psycopg2
 import pytest
@@ -284,6 +284,30 @@ def test_concurrent_tickets_are_all_distinct(cluster):
     for ticket in tickets:
         store.cleanup(conversation, ticket)
     assert store.get_lock(conversation) is None
+
+
+def test_the_widget_customer_goes_on_after_their_replica_is_killed(cluster):
+    """What a customer does when the widget's connection drops: it connects again (nginx
+    sends it to a live replica) with the same session, and the conversation goes on."""
+    source = "127.0.0.77"
+
+    async def chat(session: Optional[str], text: str) -> str:
+        async with WidgetCustomer(cluster.url, session, source=source) as customer:
+            await customer.say(text)
+            await customer.wait_until(lambda got: got)
+            return customer.session_id
+
+    session = asyncio.run(chat(None, "hi"))
+    holder = wait_for(lambda: [r for i, r in enumerate(cluster.replicas) if session in (
+        cluster.folder / "logs" / f"turns-{i}.jsonl").read_text()], 30, "the turn logged")[0]
+    holder.kill()
+    try:
+        asyncio.run(chat(session, "how much is shipping?"))
+        events = stored(cluster, session)
+        assert user_texts(events) == ["hi", "how much is shipping?"]
+        assert_answered_once_each(events)
+    finally:
+        holder.restart()
 
 
 def test_action_servers_all_down_then_back(cluster):
