@@ -46,6 +46,10 @@ CLUSTER_DIR = DATA_DIR / "cluster"
 PRODUCTION_ENDPOINTS = ROOT / "deploy" / "endpoints.production.yml"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DB_NAME, DB_USER = "csbot", "csbot"
+#: Rasa's listen backlog (SANIC_BACKLOG, Rasa's setting; 100 by default): the connections
+#: nginx opens while a replica's event loop runs a graph wait there. With 100, a burst of
+#: 1,000 customers overflowed it and nginx got connection resets (502s, messages lost).
+BACKLOG = "4096"
 
 
 def _secret(path: Path) -> str:
@@ -284,7 +288,7 @@ def start_cluster(replicas: int = 2, actions: int = 2, port: int = 5005,
         action_parts = [services.action_service(p, store, logs / f"actions-{i}.log", env=server_env)
                         for i, p in enumerate(action_ports)]
         actions_port = free_port()
-        replica_env = {**server_env, **secrets_env(postgres, redis)}
+        replica_env = {"SANIC_BACKLOG": BACKLOG, **server_env, **secrets_env(postgres, redis)}
         rasa_ports = [free_port() for _ in range(replicas)]
         rasa_parts = []
         for i, rasa_port in enumerate(rasa_ports):
