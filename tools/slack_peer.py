@@ -33,7 +33,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60, what: str = "con
 
 class SlackPeer:
     """Plays Slack towards a Rasa server (or nginx in front) at `events_url`; reads what the
-    bot posted from the stand-in at `standin_url`, which signs with `signing_secret`."""
+    bot posted from the stand-in at `standin_url`; requests are signed with `signing_secret`."""
 
     def __init__(self, events_url: str, standin_url: str, signing_secret: str) -> None:
         self.events_url, self.standin_url = events_url, standin_url
@@ -68,8 +68,8 @@ class SlackPeer:
              headers: Optional[Dict[str, str]] = None, timestamp: Optional[int] = None) -> int:
         """POSTs `body` to the Slack channel, signed unless `headers` says otherwise."""
         stamp = str(int(time.time()) if timestamp is None else timestamp)
-        signed = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature":
-                  SignatureVerifier(self.secret).generate_signature(timestamp=stamp, body=body)}
+        signature = SignatureVerifier(self.secret).generate_signature(timestamp=stamp, body=body)
+        signed = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature or ""}
         request = urllib.request.Request(
             self.events_url, data=body.encode(),
             headers={"Content-Type": content_type, **signed, **(headers or {})})
