@@ -56,11 +56,13 @@ class HandoffRelayPolicy(Policy):
         **kwargs: Any,
     ) -> PolicyPrediction:
         """Relay, then listen; abstain when no hand-off is active or the turn is external."""
-        if tracker.get_slot(self.config["slot"]) not in self.config["active_values"]:
-            return self._prediction(self._default_predictions(domain))
         action = self.config["action"]
+        # after a relay, listen, even when the relay found the conversation handed back
+        # (it then sets `returned`): the message was handled, the next one is the customer's
         if tracker.latest_action_name == action:
             return self._prediction(confidence_scores_for(ACTION_LISTEN_NAME, 1.0, domain))
+        if tracker.get_slot(self.config["slot"]) not in self.config["active_values"]:
+            return self._prediction(self._default_predictions(domain))
         message = tracker.latest_message
         from_customer = (
             isinstance(message, UserUttered)

@@ -63,6 +63,12 @@ def test_customer_messages_go_to_the_colleague_then_the_bot_listens(tmp_path, st
     assert predicted(relay, tracker(status, "action_relay_to_staff")) == ACTION_LISTEN_NAME
 
 
+def test_the_bot_listens_after_a_relay_that_found_the_conversation_handed_back(tmp_path):
+    relayed = tracker("held", "action_relay_to_staff")
+    relayed.update(SlotSet("handoff_status", "returned"))  # what the relay action does then
+    assert predicted(policy(tmp_path), relayed) == ACTION_LISTEN_NAME
+
+
 @pytest.mark.parametrize("status", [None, "queued", "returned"])
 def test_without_an_active_handoff_the_policy_abstains(tmp_path, status):
     assert predicted(policy(tmp_path), tracker(status)) is None
