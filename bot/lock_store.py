@@ -4,8 +4,9 @@ Rasa's ``RedisLockStore`` reads the lock, changes it in Python and writes it bac
 replicas (or two coroutines of one) that issue a ticket at the same moment both read the
 same lock and both write it with "their" new ticket: they get the same number, and two
 messages of one conversation are processed at once (measured, README: 600 tickets issued at
-once, 60 distinct numbers). Here each change runs under WATCH/MULTI/EXEC and is retried when another writer
-got in between, so every ticket is issued once and no ticket is lost on release.
+once, 60 distinct numbers). Here each change runs under WATCH/MULTI/EXEC and is retried
+when another writer got in between, so every ticket is issued once and none is lost on
+release.
 
 A waiting message also renews its own ticket. In Rasa's lock every ticket expires a lock
 lifetime after it was issued, waiting or not: when the replica holding a conversation's lock

@@ -12,12 +12,13 @@ import subprocess
 import time
 import uuid
 import urllib.request
-from typing import Any, Dict, Iterable, Iterator, List, Set
+from typing import Any, Dict, Iterator, List, Set
 
 import yaml
 from slack_sdk.signature import SignatureVerifier
 
 from bot.services import ROOT
+from tools.slack_peer import wait_for
 
 SUFFIXES = {".py", ".yml", ".yaml", ".md", ".mjs", ".js", ".json", ".toml", ".sh", ".html",
             ".cfg", ".ini", ".txt", ".in", ".lock", ".conf", ".template", ""}
@@ -114,16 +115,6 @@ def bot_replies(assistant, thread_ts: str) -> List[Dict[str, Any]]:
     return [m for m in messages if m.get("bot_id") and m.get("thread_ts") == thread_ts]
 
 
-def wait_for(condition, timeout: float = 120) -> Iterable:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.3)
-    return condition()
-
-
 def test_a_request_signed_with_any_string_of_the_repository_is_refused(assistant):
     literals = repository_literals()
     assert len(literals) > 1000, "the collector found suspiciously few strings"
@@ -139,4 +130,5 @@ def test_a_request_signed_with_any_string_of_the_repository_is_refused(assistant
     # the control: the same request signed with this run's secret is answered
     genuine = dm_event("how much does shipping cost?")
     assert client.post(json.dumps(genuine), assistant.slack.signing_secret) == 200
-    assert wait_for(lambda: bot_replies(assistant, genuine["event"]["ts"]))
+    wait_for(lambda: bot_replies(assistant, genuine["event"]["ts"]), 120,
+             "the answer to the genuinely signed request")
