@@ -15,7 +15,7 @@ import logging
 import math
 import random
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -24,12 +24,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from nlu.onnx_serving import OnnxScorer, pooled_logits
+
 logger = logging.getLogger(__name__)
 
 BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
 CONFIG_FILE = "lora_classifier.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_DIR = "adapter"
+CPU_RUNTIMES = ("onnx", "torch", "torch-int8")
 
 
 class LoRAConfigError(ValueError):
@@ -66,11 +69,13 @@ class LoRAConfig:
     # TensorFlow and the other replicas share, one thread is cheapest: measured on 2 busy
     # cores, 18 ms of CPU per message with 1 thread vs 175 ms with 2 (spinning workers).
     inference_threads: Optional[int] = 1
-    # Serve on the CPU with the encoder's linear layers in int8 (torch's dynamic
-    # quantization, applied at load; training is unchanged): about half the CPU per message
-    # (MiniLM, one thread: 11.8 -> 6.4 ms). It lowers confidences and costs the sentiment
-    # analyser accuracy (README, `cpu_int8`), so it is off unless a config turns it on.
-    cpu_int8: bool = False
+    # How a model serves on the CPU (training is unchanged; a GPU always runs torch):
+    #   onnx        the same float32 graph exported at load and run by ONNX Runtime: the same
+    #               probabilities for less than half torch's CPU (nlu/onnx_serving.py)
+    #   torch       torch itself
+    #   torch-int8  torch with the encoder's linear layers in int8 (dynamic quantization):
+    #               cheaper than torch but lower confidences and sentiment accuracy (README)
+    cpu_runtime: str = "onnx"
 
     def __post_init__(self) -> None:
         checks = {
@@ -87,7 +92,6 @@ class LoRAConfig:
             "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
             "max_length": self.max_length > 0,
             "inference_threads": self.inference_threads is None or self.inference_threads > 0,
-            "cpu_int8": isinstance(self.cpu_int8, bool),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -96,6 +100,10 @@ class LoRAConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise LoRAConfigError(
                 f"device={self.device!r}: use 'auto', 'cpu' or 'cuda[:N]'."
+            )
+        if self.cpu_runtime not in CPU_RUNTIMES:
+            raise LoRAConfigError(
+                f"cpu_runtime={self.cpu_runtime!r}: use one of {', '.join(CPU_RUNTIMES)}."
             )
 
     @classmethod
@@ -164,6 +172,7 @@ class LoRASentenceClassifier:
         self.tokenizer = tokenizer
         self.head = head
         self.device = pick_device(config.device)
+        self._onnx: Optional[OnnxScorer] = None  # set by `load` when serving with ONNX
 
     # ---- construction -------------------------------------------------------------------
 
@@ -273,18 +282,13 @@ class LoRASentenceClassifier:
         self.encoder.eval()
         self.head.eval()
 
+    def _tokens(self, texts: List[str], tensors: str) -> Any:
+        return self.tokenizer(texts, padding=True, truncation=True,
+                              max_length=self.config.max_length, return_tensors=tensors)
+
     def _logits(self, texts: List[str]) -> torch.Tensor:
-        batch = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.config.max_length,
-            return_tensors="pt",
-        ).to(self.device)
-        hidden = self.encoder(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return self.head(pooled)
+        batch = self._tokens(texts, "pt").to(self.device)
+        return pooled_logits(self.encoder, self.head, batch["input_ids"], batch["attention_mask"])
 
     # ---- inference ----------------------------------------------------------------------
 
@@ -293,6 +297,8 @@ class LoRASentenceClassifier:
         """Class probabilities, one row per text, columns in `self.labels` order."""
         if not texts:
             return np.zeros((0, len(self.labels)))
+        if self._onnx is not None:
+            return self._onnx.probabilities(self._tokens(list(texts), "np"))
         return torch.softmax(self._logits(list(texts)), dim=-1).float().cpu().numpy()
 
     # ---- persistence --------------------------------------------------------------------
@@ -311,18 +317,18 @@ class LoRASentenceClassifier:
 
     @classmethod
     def load(cls, directory: Path, device: Optional[str] = None,
-             cpu_int8: Optional[bool] = None) -> "LoRASentenceClassifier":
+             cpu_runtime: Optional[str] = None) -> "LoRASentenceClassifier":
         """Rebuilds the classifier from `save`'s files and the (re-resolved) base model, for
-        serving (so with the saved `inference_threads` and `cpu_int8`, unless given)."""
+        serving (so with the saved `inference_threads` and `cpu_runtime`, unless given)."""
         from peft import PeftModel
 
         directory = Path(directory)
         saved = json.loads((directory / CONFIG_FILE).read_text())
-        config = LoRAConfig(**saved["config"])
+        config = LoRAConfig.from_dict(saved["config"])
         if device is not None:
             config.device = device
-        if cpu_int8 is not None:
-            config.cpu_int8 = cpu_int8
+        if cpu_runtime is not None:
+            config = replace(config, cpu_runtime=cpu_runtime)  # validated again
         if config.inference_threads is not None:
             torch.set_num_threads(config.inference_threads)  # process-wide, as torch has it
         base, tokenizer = cls._base(config)
@@ -335,10 +341,22 @@ class LoRASentenceClassifier:
         model = cls(config, saved["labels"], encoder, tokenizer, head)
         model.encoder.to(model.device)
         model.head.to(model.device)
-        if config.cpu_int8 and model.device.type == "cpu":
+        model._for_inference()
+        if model.device.type != "cpu":
+            return model
+        if config.cpu_runtime == "onnx":
+            try:
+                model._onnx = OnnxScorer(model.encoder, model.head, tokenizer,
+                                         config.inference_threads)
+            except (ImportError, RuntimeError) as error:  # export and runtime errors alike
+                raise LoRAConfigError(
+                    f"{config.base_model!r} could not be served with ONNX Runtime ({error}); "
+                    f"set cpu_runtime: torch in the component's config."
+                ) from error
+            model.encoder = None  # ONNX Runtime holds its own copy of the weights (90 MB)
+        elif config.cpu_runtime == "torch-int8":
             with warnings.catch_warnings():  # torch points to torchao, which is not installed
                 warnings.simplefilter("ignore", DeprecationWarning)
                 model.encoder = torch.ao.quantization.quantize_dynamic(
                     model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
-        model._for_inference()
         return model

@@ -78,10 +78,10 @@ class LoRAAnalyser:
 
     def __init__(
         self, model_dir: Path, device: Optional[str] = None, name: Optional[str] = None,
-        cpu_int8: Optional[bool] = None,
+        cpu_runtime: Optional[str] = None,
     ) -> None:
         self.name = name or f"lora:{Path(model_dir).name}"
-        self._model = LoRASentenceClassifier.load(Path(model_dir), device, cpu_int8)
+        self._model = LoRASentenceClassifier.load(Path(model_dir), device, cpu_runtime)
         missing = set(LABELS) - set(self._model.labels)
         if missing:
             raise ValueError(f"{model_dir} was not trained on the labels {sorted(missing)}")

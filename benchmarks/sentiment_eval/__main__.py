@@ -10,7 +10,8 @@ the shipped one (`nlu.sentiment_analysers.train_lora`), on:
   lora-shipped   data/sentiment/train.csv (what set-up trains and the product ships)
   lora-tweeteval TweetEval tweets (../shared, research data: benchmark only, never shipped)
   lora-both      both of the above
-and `NAME-int8` serves the model of NAME with `cpu_int8` (trained once for both).
+Each is served as config.yml serves it (`cpu_runtime: onnx`); `NAME-torch` and `NAME-int8`
+serve the same trained model (trained once) with `cpu_runtime` torch and torch-int8.
 """
 
 from __future__ import annotations
@@ -44,21 +45,23 @@ TRAINING_SETS: Dict[str, List[Path]] = {
     "lora-tweeteval": [SHARED / "train_from_official_test.csv"],
     "lora-both": [ROOT / "data" / "sentiment" / "train.csv", SHARED / "train_from_official_test.csv"],
 }
-#: Suffix of an analyser served in int8 (`cpu_int8`, as config.yml ships it): the same
-#: trained model, its encoder's linear layers quantized at load.
-INT8 = "-int8"
-ANALYSERS = ["vader", *TRAINING_SETS, *(name + INT8 for name in TRAINING_SETS)]
+#: Suffixes of an analyser served with another `cpu_runtime` than the shipped one: the same
+#: trained model, run by torch, or by torch with its linear layers quantized at load.
+RUNTIMES = {"-torch": "torch", "-int8": "torch-int8"}
+ANALYSERS = ["vader", *TRAINING_SETS,
+             *(name + suffix for suffix in RUNTIMES for name in TRAINING_SETS)]
 
 
 def build(name: str, work: Path, epochs: int) -> tuple[SentimentAnalyser, float]:
-    """The analyser and the seconds it took to train (0 for VADER; for an int8 one, the
-    training of the model it serves, done once for both)."""
+    """The analyser and the seconds it took to train (0 for VADER; for one served with
+    another runtime, the training of the model it serves, done once for all)."""
     if name == "vader":
         return VaderAnalyser(), 0.0
-    if name.endswith(INT8):
-        trained = name[:-len(INT8)]
-        seconds = 0.0 if (work / trained).exists() else build(trained, work, epochs)[1]
-        return LoRAAnalyser(work / trained, device="cpu", cpu_int8=True), seconds
+    for suffix, runtime in RUNTIMES.items():
+        if name.endswith(suffix):
+            trained = name[:-len(suffix)]
+            seconds = 0.0 if (work / trained).exists() else build(trained, work, epochs)[1]
+            return LoRAAnalyser(work / trained, device="cpu", cpu_runtime=runtime), seconds
     sources = TRAINING_SETS[name]
     combined = work / f"{name}.csv"
     with open(combined, "w", newline="", encoding="utf-8") as handle:
@@ -69,7 +72,7 @@ def build(name: str, work: Path, epochs: int) -> tuple[SentimentAnalyser, float]
             writer.writerows(zip(texts, labels))
     started = time.perf_counter()
     train_lora(combined, work / name, replace(SENTIMENT_LORA, epochs=epochs))
-    return LoRAAnalyser(work / name, device="cpu", cpu_int8=False), time.perf_counter() - started
+    return LoRAAnalyser(work / name, device="cpu"), time.perf_counter() - started
 
 
 def torch_threads() -> int:
