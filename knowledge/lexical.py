@@ -11,9 +11,12 @@ What is stored is the token list of every chunk, in vector order, as JSON
 tokens when the index is loaded, which takes milliseconds for thousands of
 chunks; ingestion reuses the tokens of unchanged chunks.
 
-Customers misspell ("refnud", "chelsae"): ``correct`` replaces a query word the
-corpus has never seen by the closest corpus word (``difflib``, same first letter,
-similarity at least ``TYPO_CUTOFF``), so BM25 and the coverage see "refund".
+Customers misspell ("refnud", "chelsae", "wher"): ``correct`` replaces a query word
+the corpus has never seen by a corpus word with the same first letter that is one
+edit away (a letter swapped with its neighbour, or, from five letters on, one letter
+changed, added or dropped; the commonest such word wins), else by the closest one
+``difflib`` finds (similarity at least ``TYPO_CUTOFF``), so BM25 and the coverage see
+"refund"; a misspelt function word ("wher" → "where") is dropped like the word itself.
 
 ``coverage`` is the share of a question's information (idf-weighted words) that a
 chunk contains. Words the corpus has never seen weigh the most, so a question
@@ -40,6 +43,9 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 TYPO_CUTOFF = 0.85
 #: Words shorter than this are never corrected (too many near neighbours).
 TYPO_MIN_LENGTH = 4
+#: From this length on, one changed, added or dropped letter is a typo too (below it,
+#: only two swapped neighbours: "lnog"; "fast" and "fist" are both words).
+TYPO_EDIT_LENGTH = 5
 #: English function words: frequent in questions, useless for telling passages apart.
 STOPWORDS = frozenset("""
 a about am an and any are as at be been but by can could did do does doing for from get got
@@ -50,6 +56,9 @@ ur yo lol ngl bruh wtf smh tryna gimme pls plz kinda nah ok okay yeah hey hi hel
 guys em
 """.split())
 
+#: Function words long enough that a one-edit misspelling of them is not another word.
+_LONG_STOPWORDS = tuple(w for w in STOPWORDS if len(w) >= TYPO_EDIT_LENGTH and w.isalpha())
+
 
 def _stem(word: str) -> str:
     """A light suffix cut so "returns"/"returned"/"returning" meet "return"."""
@@ -59,6 +68,21 @@ def _stem(word: str) -> str:
                 return word
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
+
+
+def one_edit(typed: str, word: str, swaps_only: bool = False) -> bool:
+    """Whether ``word`` is ``typed`` with two neighbouring letters swapped or (unless
+    ``swaps_only``) one letter changed, added or dropped."""
+    if len(typed) == len(word):
+        diffs = [i for i, (x, y) in enumerate(zip(typed, word)) if x != y]
+        if len(diffs) == 2 and diffs[1] == diffs[0] + 1:
+            first, second = diffs
+            return typed[first] == word[second] and typed[second] == word[first]
+        return len(diffs) == 1 and not swaps_only
+    if swaps_only or abs(len(typed) - len(word)) != 1:
+        return False
+    short, long = sorted((typed, word), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
 def tokenize(text: str) -> List[str]:
@@ -106,16 +130,27 @@ class LexicalIndex:
         return len(self.tokens)
 
     def correct(self, query_tokens: Sequence[str]) -> List[str]:
-        """The query's words, each unknown one replaced by its closest corpus word if any."""
+        """The query's words, each unknown one replaced by its closest corpus word if any
+        (and dropped when it is a misspelt function word)."""
         known = self.vectorizer.idf
         fixed = []
         for token in query_tokens:
             if token not in known and len(token) >= TYPO_MIN_LENGTH and not token.isdigit():
-                near = difflib.get_close_matches(token, self._by_initial.get(token[:1], []),
-                                                 n=1, cutoff=TYPO_CUTOFF)
-                token = near[0] if near else token
+                if any(one_edit(token, word) for word in _LONG_STOPWORDS):
+                    continue
+                token = self._nearest(token)
             fixed.append(token)
         return fixed
+
+    def _nearest(self, token: str) -> str:
+        """The corpus word ``token`` was probably meant to be, or ``token`` itself."""
+        candidates = self._by_initial.get(token[:1], [])
+        swaps_only = len(token) < TYPO_EDIT_LENGTH
+        edits = [w for w in candidates if one_edit(token, w, swaps_only=swaps_only)]
+        if edits:
+            return max(edits, key=lambda w: (self._documents.get(w, 0), w))
+        near = difflib.get_close_matches(token, candidates, n=1, cutoff=TYPO_CUTOFF)
+        return near[0] if near else token
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for the (tokenized) query."""

@@ -55,6 +55,11 @@ def test_tokenizer_and_typo_correction():
                                                   "store hours", "express shipping")])
     assert lexical.correct(tokenize("warrenty boots xylophone")) == ["warranty", "boot",
                                                                      "xylophone"]
+    # swapped neighbours (the commonest typo: "retrun", and in four letters too: "crad"),
+    # one letter too many from five letters on ("giftt", "hosur"); a misspelt function
+    # word ("wher") is dropped like the function word
+    assert lexical.correct(tokenize("wher is the retrun for giftt crad hosur")) == [
+        "return", "gift", "card", "hour"]
     assert lexical.coverage(["warranty", "boot"], 0) == 1.0
     # a word no chunk has weighs the most: half the words, far less than half the weight
     assert lexical.coverage(["warranty", "xylophone"], 0) < 0.5
