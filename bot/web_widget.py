@@ -40,6 +40,13 @@ holds the customer's socket (a colleague's Slack reply, a replica that took over
 environment) the replicas share python-socketio's ``AsyncRedisManager``: an emit to a
 conversation's room reaches its socket whichever replica holds it.
 
+A replica that queues many customers' messages sends its socket.io heartbeat late; with
+engineio's ``ping_timeout`` of 20 s, client and server then give each other up (the
+python client after ping interval + timeout + 5 s; a browser likewise) and the messages of
+those sockets are lost (1,000 customers × 5 messages through the 2-replica cluster: 3,917
+of 5,000 lost). ``ping_timeout`` in credentials.yml (default ``PING_TIMEOUT``, 60 s) is
+what the handshake tells every client, so both sides wait that long.
+
 ``name()`` stays ``socketio`` so Rasa finds the output channel of a conversation by the
 tracker's latest input channel; ``url_prefix()`` moves the HTTP routes to ``widget``.
 """
@@ -117,28 +124,39 @@ class WidgetSettings:
     page: Optional[str] = None
 
 
+#: Seconds a socket may go without a heartbeat answer before either side closes it.
+PING_TIMEOUT = 60.0
+
+
 class WebWidgetInput(SocketIOInput):
     """Socket.io channel for the rasa-webchat widget, plus the widget's page and scripts."""
 
     widget = WidgetSettings()
 
     def __init__(self, *args: Any, limits: Optional[ChannelLimits] = None,
-                 redis_url: Optional[str] = None, **kwargs: Any) -> None:
+                 redis_url: Optional[str] = None, ping_timeout: float = PING_TIMEOUT,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits or ChannelLimits()
         self.redis_url = redis_url or os.environ.get("CSBOT_SOCKETIO_REDIS_URL") or None
+        self.ping_timeout = ping_timeout
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WebWidgetInput":
-        """Rasa's socket.io options, plus `limits`, `redis_url` and the `WidgetSettings` ones."""
+        """Rasa's socket.io options, plus `limits`, `redis_url`, `ping_timeout` and the
+        `WidgetSettings` ones."""
         credentials = dict(credentials or {})
         own = {f.name: credentials.pop(f.name) for f in fields(WidgetSettings)
                if f.name in credentials}
         redis_url = credentials.pop("redis_url", None)
+        ping_timeout = float(credentials.pop("ping_timeout", PING_TIMEOUT))
+        if ping_timeout <= 0:
+            raise ValueError(f"the widget's ping_timeout must be positive, not {ping_timeout}")
         channel = super().from_credentials(credentials)
         channel.limits = ChannelLimits.from_credentials(credentials)
         channel.widget = WidgetSettings(**own)
         channel.redis_url = redis_url or channel.redis_url
+        channel.ping_timeout = ping_timeout
         return channel
 
     def url_prefix(self) -> Text:
@@ -163,6 +181,7 @@ class WebWidgetInput(SocketIOInput):
 
         blueprint = super().blueprint(handle_widget_message)
         sio = self.sio
+        sio.eio.ping_timeout = self.ping_timeout  # read at each handshake
         if self.redis_url:  # before any client connects: the manager starts on first use
             sio.manager = AsyncRedisManager(self.redis_url)
             sio.manager.set_server(sio)

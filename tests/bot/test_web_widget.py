@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 from unittest.mock import AsyncMock
 
+import pytest
+
 import rasa.shared.utils.io
 from rasa.core.run import _create_single_channel
 
@@ -98,6 +100,17 @@ def test_credentials_enable_the_widget_with_session_persistence():
     assert channel.session_persistence
     assert channel.name() == "socketio"  # how Rasa finds the output channel of a conversation
     assert channel.url_prefix() == "widget"
+
+
+def test_the_heartbeat_timeout_is_the_configured_one():
+    """engineio's own 20 s drops the sockets of a busy replica, and their messages; the
+    handshake tells each client the server's value (the cluster test checks a client's)."""
+    channel = widget_channel()
+    channel.blueprint(AsyncMock())
+    assert channel.sio.eio.ping_timeout == 60
+    assert WebWidgetInput.from_credentials({"ping_timeout": 90}).ping_timeout == 90
+    with pytest.raises(ValueError, match="ping_timeout must be positive"):
+        WebWidgetInput.from_credentials({"ping_timeout": 0})
 
 
 def test_the_socket_joins_its_session_room():

@@ -151,6 +151,9 @@ def test_interleaved_conversations_through_every_replica(cluster):
 def test_the_widget_gets_replies_through_nginx_and_from_either_replica(cluster):
     async def scenario() -> None:
         async with WidgetCustomer(cluster.url) as customer:
+            # the heartbeat timeout the handshake gave (credentials.yml): a replica that
+            # queues many customers' messages may be late with the heartbeat
+            assert customer.sio.eio.ping_timeout == 60
             await customer.say("hi")
             await customer.wait_until(lambda got: got)
             # a bot message sent by each replica (Rasa's API, as an external event or a
