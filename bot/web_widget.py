@@ -149,9 +149,14 @@ class WebWidgetInput(SocketIOInput):
         own = {f.name: credentials.pop(f.name) for f in fields(WidgetSettings)
                if f.name in credentials}
         redis_url = credentials.pop("redis_url", None)
-        ping_timeout = float(credentials.pop("ping_timeout", PING_TIMEOUT))
-        if ping_timeout <= 0:
-            raise ValueError(f"the widget's ping_timeout must be positive, not {ping_timeout}")
+        given = credentials.pop("ping_timeout", PING_TIMEOUT)
+        try:
+            ping_timeout = float(given)
+        except (TypeError, ValueError):
+            ping_timeout = 0.0
+        if not ping_timeout > 0:
+            raise ValueError(f"the widget's ping_timeout must be a positive number of "
+                             f"seconds, not {given!r}")
         channel = super().from_credentials(credentials)
         channel.limits = ChannelLimits.from_credentials(credentials)
         channel.widget = WidgetSettings(**own)

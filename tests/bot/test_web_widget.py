@@ -109,8 +109,9 @@ def test_the_heartbeat_timeout_is_the_configured_one():
     channel.blueprint(AsyncMock())
     assert channel.sio.eio.ping_timeout == 60
     assert WebWidgetInput.from_credentials({"ping_timeout": 90}).ping_timeout == 90
-    with pytest.raises(ValueError, match="ping_timeout must be positive"):
-        WebWidgetInput.from_credentials({"ping_timeout": 0})
+    for wrong in (0, -5, "soon", None):
+        with pytest.raises(ValueError, match="ping_timeout must be a positive number"):
+            WebWidgetInput.from_credentials({"ping_timeout": wrong})
 
 
 def test_the_socket_joins_its_session_room():
