@@ -11,7 +11,9 @@ up, then measures
 
 * **solo**: one conversation, its turns one after another (latency without queueing);
 * **load**: N conversations at once over each transport, each sending its M turns one after
-  another (the next when the reply came), as customers do.
+  another (the next when the reply came), as customers do. Transports: `rest`, `socketio`
+  (the widget's socket.io over a websocket, as a browser talks once the handshake upgraded)
+  and `socketio-polling` (its long-polling fallback).
 
 Reported per turn kind (`non_generative`: domain responses; `knowledge`: the action server's
 knowledge answer, every `--knowledge-every`-th turn): messages per second, p50/p95/p99,
@@ -54,6 +56,8 @@ STOCK_CONFIG = ROOT / "benchmarks" / "configs" / "stock.yml"
 WORK = ROOT / "artifacts" / "load"
 RESULT = ROOT / "benchmarks" / "results" / "load.json"
 MAX_CONVERSATIONS, MAX_TURNS = 2000, 50
+#: the benchmark's socket.io transports and engineio's names for them
+SOCKETIO = {"socketio": "websocket", "socketio-polling": "polling"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -179,15 +183,15 @@ async def rest_conversation(session: aiohttp.ClientSession, url: str, sender: st
     return sent
 
 
-async def socketio_conversation(url: str, sender: str, source: str,
+async def socketio_conversation(url: str, sender: str, source: str, transport: str,
                                 turns: List[Tuple[str, str]], timeout: float, deadline: float,
                                 results: List[Turn]) -> int:
-    """One widget customer (tools/widget_client.py: Rasa's socket.io protocol, long-polling)
-    from the loopback address `source`; a turn is answered when its first bot message
-    arrives."""
+    """One widget customer (tools/widget_client.py: Rasa's socket.io protocol over engineio's
+    `transport`) from the loopback address `source`; a turn is answered when its first bot
+    message arrives."""
     sent = 0
     try:
-        async with WidgetCustomer(url, sender, timeout, source) as customer:
+        async with WidgetCustomer(url, sender, timeout, source, transport) as customer:
             for kind, text in turns:
                 if time.monotonic() > deadline:
                     break
@@ -241,8 +245,9 @@ async def drive(target: Target, phase: str, label: str, transport: str, conversa
         else:
             # customers from 250 addresses: nginx sticks a socket.io client to a replica by
             # its address, and real customers do not share one
-            jobs = [socketio_conversation(target.url, s, f"127.0.0.{2 + n % 250}", turns,
-                                          timeout, deadline, results)
+            jobs = [socketio_conversation(target.url, s, f"127.0.0.{2 + n % 250}",
+                                          SOCKETIO[transport], turns, timeout, deadline,
+                                          results)
                     for n, s in enumerate(senders)]
         sent = await asyncio.gather(*jobs)
         progress.cancel()
@@ -374,7 +379,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--pipeline", nargs="+", choices=["ours", "stock"],
                         default=["ours", "stock"])
     parser.add_argument("--topology", nargs="+", choices=sorted(TOPOLOGIES), default=["single"])
-    parser.add_argument("--transport", nargs="+", choices=["rest", "socketio"],
+    parser.add_argument("--transport", nargs="+", choices=["rest", *SOCKETIO],
                         default=["rest", "socketio"])
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--turns", type=int, default=10)

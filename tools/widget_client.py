@@ -2,8 +2,9 @@
 rasa-webchat speaks it (`session_request` → `session_confirm`, `user_uttered` →
 `bot_uttered`), with a persistent session id.
 
-It talks long-polling: the aiohttp that Rasa 3.6 pins is older than engineio's websocket
-client needs (the browser's widget uses the websocket; nginx serves both).
+It talks socket.io's websocket transport, as rasa-webchat in a browser does once the
+handshake upgraded, or long-polling (`transport="polling"`, a browser's fallback where a
+proxy blocks websockets); nginx serves both.
 """
 
 from __future__ import annotations
@@ -16,19 +17,32 @@ from typing import Any, Callable, Dict, List, Optional
 import aiohttp
 import socketio
 
+#: socket.io's transports, as engineio names them
+TRANSPORTS = ("websocket", "polling")
+
+if not hasattr(aiohttp, "ClientWSTimeout"):
+    # aiohttp < 3.10 (the one Rasa 3.6 installs) has no ClientWSTimeout; engineio builds
+    # `ClientWSTimeout(ws_close=seconds)` for `ws_connect(timeout=...)`, whose `timeout` in
+    # these versions is that same close timeout, in seconds.
+    aiohttp.ClientWSTimeout = lambda ws_close: ws_close  # type: ignore[attr-defined]
+
 
 class WidgetCustomer:
     """`async with WidgetCustomer(url) as customer:` connects and opens the session; every
     bot message lands in `received` (the event's data: `text`, `quick_replies`, …)."""
 
     def __init__(self, url: str, session_id: Optional[str] = None,
-                 connect_timeout: float = 30, source: Optional[str] = None) -> None:
+                 connect_timeout: float = 30, source: Optional[str] = None,
+                 transport: str = "websocket") -> None:
         """`connect_timeout`: for the session and for each HTTP request of the long-polling
         (engineio's default, 5 s, drops the connection, and the message it carried, of a
         server that is busy for longer; a browser's widget waits). `source`: the local
         address to connect from, e.g. 127.0.0.7 (on Linux all of 127.0.0.0/8 is this
         machine), so that customers come from different addresses as real ones do for a
-        balancer that sticks clients by address."""
+        balancer that sticks clients by address. `transport`: one of `TRANSPORTS`."""
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport {transport!r}: one of {', '.join(TRANSPORTS)}")
+        self.transport = transport
         self.url, self.session_id = url, session_id or uuid.uuid4().hex
         self.connect_timeout = connect_timeout
         self.received: List[Dict[str, Any]] = []
@@ -57,7 +71,7 @@ class WidgetCustomer:
         self.sio.on("session_confirm", confirm)
         try:
             await self.sio.connect(self.url, socketio_path="/socket.io",
-                                   transports=["polling"], wait_timeout=self.connect_timeout)
+                                   transports=[self.transport], wait_timeout=self.connect_timeout)
             await self.sio.emit("session_request", {"session_id": self.session_id})
             await asyncio.wait_for(confirmed, self.connect_timeout)
         except BaseException:

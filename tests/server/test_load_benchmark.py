@@ -8,7 +8,7 @@ import pytest
 from benchmarks.load import Target, conversation_turns, drive
 
 
-@pytest.mark.parametrize("transport", ["rest", "socketio"])
+@pytest.mark.parametrize("transport", ["rest", "socketio", "socketio-polling"])
 def test_every_message_is_counted_answered_and_found_stored_once(assistant, transport):
     target = Target(assistant.url(""), assistant.token, rasa_pids=[], action_pids=[])
     turns = conversation_turns(3, knowledge_every=3)  # two domain responses, one knowledge
