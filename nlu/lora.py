@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -32,7 +31,7 @@ BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
 CONFIG_FILE = "lora_classifier.json"
 HEAD_FILE = "head.safetensors"
 ADAPTER_DIR = "adapter"
-CPU_RUNTIMES = ("onnx", "torch", "torch-int8")
+CPU_RUNTIMES = ("onnx-int8", "onnx", "torch")
 
 
 class LoRAConfigError(ValueError):
@@ -70,12 +69,12 @@ class LoRAConfig:
     # cores, 18 ms of CPU per message with 1 thread vs 175 ms with 2 (spinning workers).
     inference_threads: Optional[int] = 1
     # How a model serves on the CPU (training is unchanged; a GPU always runs torch):
+    #   onnx-int8   the graph below with its weights in int8, per channel: a third of its CPU
+    #               for the same accuracy on the demo models (nlu/onnx_serving.py, README)
     #   onnx        the same float32 graph exported at load and run by ONNX Runtime: the same
-    #               probabilities for less than half torch's CPU (nlu/onnx_serving.py)
+    #               probabilities as torch for less than half its CPU
     #   torch       torch itself
-    #   torch-int8  torch with the encoder's linear layers in int8 (dynamic quantization):
-    #               cheaper than torch but lower confidences and sentiment accuracy (README)
-    cpu_runtime: str = "onnx"
+    cpu_runtime: str = "onnx-int8"
 
     def __post_init__(self) -> None:
         checks = {
@@ -344,19 +343,15 @@ class LoRASentenceClassifier:
         model._for_inference()
         if model.device.type != "cpu":
             return model
-        if config.cpu_runtime == "onnx":
+        if config.cpu_runtime in ("onnx", "onnx-int8"):
             try:
                 model._onnx = OnnxScorer(model.encoder, model.head, tokenizer,
-                                         config.inference_threads)
+                                         config.inference_threads,
+                                         int8=config.cpu_runtime == "onnx-int8")
             except (ImportError, RuntimeError) as error:  # export and runtime errors alike
                 raise LoRAConfigError(
                     f"{config.base_model!r} could not be served with ONNX Runtime ({error}); "
                     f"set cpu_runtime: torch in the component's config."
                 ) from error
             model.encoder = None  # ONNX Runtime holds its own copy of the weights (90 MB)
-        elif config.cpu_runtime == "torch-int8":
-            with warnings.catch_warnings():  # torch points to torchao, which is not installed
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model.encoder = torch.ao.quantization.quantize_dynamic(
-                    model.encoder, {torch.nn.Linear}, dtype=torch.qint8)
         return model

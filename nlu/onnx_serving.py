@@ -6,6 +6,12 @@ probabilities (float32, differences around 1e-7) for less than half the CPU (one
 about 9 ms instead of 20 ms per message, tokenizer included), which is what a Rasa process
 that runs two of these per message (intent, sentiment) is bound by under load.
 
+With `int8`, the graph's matrix multiplications are then quantized to int8, per output
+channel, with ONNX Runtime's dynamic quantization: measured on the demo models, about a third
+of the float32 CPU, the same sentiment accuracy (0.945) and the same top intent on every user
+message of the test stories and e2e conversations (README). Per-tensor scales, or torch's
+own dynamic quantization, cost far more confidence on the same models.
+
 The export happens at load time from the merged (adapter folded in) encoder, in memory, so
 the model archive keeps only what training learnt and any base model torch can trace works.
 """
@@ -13,7 +19,10 @@ the model archive keeps only what training learnt and any base model torch can t
 from __future__ import annotations
 
 import io
+import logging
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -44,31 +53,67 @@ class _Scorer(torch.nn.Module):
         return pooled_logits(self.encoder, self.head, input_ids, attention_mask)
 
 
+def exported(encoder: Any, head: torch.nn.Linear, tokenizer: Any) -> bytes:
+    """The ONNX graph of `pooled_logits` (float32), any batch size and message length."""
+    sample = tokenizer(["an example message"], return_tensors="pt")
+    graph = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer warns about Python-side shape checks in the encoder; they are
+        # constant for the shapes the graph is exported with and do not change the result.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Scorer(encoder, head).eval(),
+            tuple(sample[name] for name in INPUTS),
+            graph,  # type: ignore[arg-type]  # the TorchScript exporter takes file objects
+            input_names=list(INPUTS),
+            output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                          "attention_mask": {0: "batch", 1: "tokens"},
+                          "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return graph.getvalue()
+
+
+class _QuantizerChatter(logging.Filter):
+    """The quantizer logs on the root logger: a line for each tensor it leaves in float32
+    (INFO) and the advice to pre-process the graph first, whose symbolic shape inference
+    cannot follow this encoder's masks (the result is the same without it). Neither is
+    news to whoever serves the model; errors still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or (
+            record.levelno >= logging.WARNING
+            and "pre-processing before quantization" not in record.getMessage())
+
+
+def quantized(graph: bytes) -> bytes:
+    """`graph` with its MatMul and Gemm weights in int8, one scale per output channel."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    chatter = _QuantizerChatter()
+    logging.getLogger().addFilter(chatter)
+    try:
+        with tempfile.TemporaryDirectory(prefix="csbot-onnx-") as tmp:
+            source, target = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
+            source.write_bytes(graph)
+            quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8)
+            return target.read_bytes()
+    finally:
+        logging.getLogger().removeFilter(chatter)
+
+
 class OnnxScorer:
-    """Class probabilities of a tokenizer batch (numpy arrays), by ONNX Runtime."""
+    """Class probabilities of a tokenizer batch (numpy arrays), by ONNX Runtime; `int8`:
+    with the weights quantized (`quantized`)."""
 
     def __init__(self, encoder: Any, head: torch.nn.Linear, tokenizer: Any,
-                 threads: Optional[int]) -> None:
+                 threads: Optional[int], int8: bool = False) -> None:
         import onnxruntime
 
-        sample = tokenizer(["an example message"], return_tensors="pt")
-        graph = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            # The tracer warns about Python-side shape checks in the encoder; they are
-            # constant for the shapes the graph is exported with and do not change the result.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _Scorer(encoder, head).eval(),
-                tuple(sample[name] for name in INPUTS),
-                graph,  # type: ignore[arg-type]  # the TorchScript exporter takes file objects
-                input_names=list(INPUTS),
-                output_names=["logits"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                              "attention_mask": {0: "batch", 1: "tokens"},
-                              "logits": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
+        graph = exported(encoder, head, tokenizer)
+        model = quantized(graph) if int8 else graph
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
@@ -77,7 +122,7 @@ class OnnxScorer:
         # event loop and the other replicas need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
-            graph.getvalue(), options, providers=["CPUExecutionProvider"])
+            model, options, providers=["CPUExecutionProvider"])
 
     def probabilities(self, batch: Dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in INPUTS}
