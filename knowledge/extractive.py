@@ -164,14 +164,21 @@ def best_window(parts: Sequence[str], scores: Any, max_chars: int) -> List[str]:
     return quote
 
 
-def best_fields(fields: Sequence[str], scores: Sequence[float], max_chars: int,
+def best_fields(fields: Sequence[str], scores: Any, max_chars: int,
                 most: int = 3, margin: float = 0.25) -> List[str]:
-    """A catalogue row: its fields closest to the question (up to ``most``), in row order."""
-    order = [int(i) for i in np.argsort(-np.asarray(scores))]
+    """A catalogue row: its fields closest to the question, in row order. ``scores`` has a
+    row per thing asked ("what sizes … and do they work with my phone?"): the best field of
+    each is taken first, then fields within ``margin`` of the best overall, up to ``most``."""
+    matrix = np.atleast_2d(np.asarray(scores, dtype=np.float32))
+    overall = matrix.max(axis=0)
+    firsts = list(dict.fromkeys(int(np.argmax(row)) for row in matrix))
+    firsts.sort(key=lambda i: -overall[i])
+    order = firsts + [int(i) for i in np.argsort(-overall) if int(i) not in firsts]
     chosen: List[int] = []
     size = 0
-    for i in order[:most]:
-        if chosen and (size + len(fields[i]) > max_chars or scores[i] < scores[order[0]] - margin):
+    for i in order[:max(most, len(firsts))]:
+        if chosen and (size + len(fields[i]) > max_chars
+                       or (i not in firsts and overall[i] < overall[order[0]] - margin)):
             continue
         chosen.append(i)
         size += len(fields[i]) + 2
@@ -223,9 +230,10 @@ def extractive_answer(question: str, passages: Sequence[Passage], cleaned: Seque
         # the product found the row; what is asked about it is in the parts that ask.
         asking = [a for a in asks if _ASKS.search(a)] or asks
         asked = [_without_title(a, passage.title) for a in asking]
-        field_scores = score_matrix(asked, parts, embed_query, embed_documents).max(axis=0)
+        field_scores = score_matrix(asked, parts, embed_query, embed_documents)
         field_scores = field_scores + CUE_BONUS * np.asarray(
-            [_cued(question, part, field_cues or {}) for part in parts], dtype=np.float32)
+            [[_cued(a, part, field_cues or {}) for part in parts] for a in asking],
+            dtype=np.float32)
         text = "; ".join(best_fields(parts, field_scores, max_chars))
     else:
         text = " ".join(best_window(parts, scores, max_chars))

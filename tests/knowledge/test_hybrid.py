@@ -155,6 +155,10 @@ def test_extractive_answer_picks_the_sentences_that_answer(assistant):
     assert "24 hours" in both.text
     row = assistant.answer("the faux leather moto jacket, does it run small?")
     assert "size up" in row.text, row.text
+    # two things asked of one catalogue row: the field that answers each is quoted
+    gloves = assistant.answer("which sizes are the touchscreen gloves in, and can I use my "
+                              "phone with them on?")
+    assert "S, M, L" in gloves.text and "phone" in gloves.text, gloves.text
 
 
 def test_a_second_shop_gets_its_own_comparisons(tmp_path):
