@@ -99,19 +99,18 @@ def test_persist_and_load_give_the_same_predictions(trained):
     texts = ["hey, anyone around?", "cancel my order", "I forgot my password", "talk to a human"]
     before = [m.get("intent_ranking") for m in parse(component, *texts)]
     after = [m.get("intent_ranking") for m in parse(loaded, *texts)]
-    # served in int8 (the default `cpu_runtime`; exactly, in float32: the test below)
     for b, a in zip(before, after):
-        assert b[0]["name"] == a[0]["name"]
-        served = {e["name"]: e["confidence"] for e in a}
-        for entry in b:
-            assert abs(served.get(entry["name"], 0.0) - entry["confidence"]) < 0.05, (b, a)
+        assert [e["name"] for e in b] == [e["name"] for e in a]
+        np.testing.assert_allclose(
+            [e["confidence"] for e in b], [e["confidence"] for e in a], atol=1e-4
+        )
 
 
 def test_onnx_serving_gives_the_probabilities_torch_gives(trained):
     tmp, component, _ = trained
     saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
-    served = lora.LoRASentenceClassifier.load(saved, device="cpu", cpu_runtime="onnx")
-    assert served._onnx is not None and served.encoder is None
+    served = lora.LoRASentenceClassifier.load(saved, device="cpu")  # the default runtime
+    assert served.config.cpu_runtime == "onnx" and served._onnx is not None
     texts = [text for examples in EXAMPLES.values() for text in examples] + [
         "a message much longer than any of the training examples, " * 8, "ok"]
     np.testing.assert_allclose(
@@ -119,15 +118,15 @@ def test_onnx_serving_gives_the_probabilities_torch_gives(trained):
 
 
 def test_an_unknown_cpu_runtime_is_refused_with_the_choices():
-    with pytest.raises(lora.LoRAConfigError, match="onnx-int8, onnx, torch"):
+    with pytest.raises(lora.LoRAConfigError, match="onnx, onnx-int8, torch"):
         lora.LoRAConfig(cpu_runtime="tensorrt")
 
 
-def test_int8_serving_is_the_default_and_keeps_the_predictions(trained):
+def test_int8_serving_keeps_the_predictions(trained):
     tmp, component, _ = trained
     saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
-    served = lora.LoRASentenceClassifier.load(saved, device="cpu")
-    assert served.config.cpu_runtime == "onnx-int8" and served._onnx is not None
+    served = lora.LoRASentenceClassifier.load(saved, device="cpu", cpu_runtime="onnx-int8")
+    assert served._onnx is not None and served.encoder is None
     texts = [text for examples in EXAMPLES.values() for text in examples]
     before, after = component.model.predict_proba(texts), served.predict_proba(texts)
     assert (before.argmax(axis=1) == after.argmax(axis=1)).all()
