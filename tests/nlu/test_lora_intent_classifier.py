@@ -137,8 +137,14 @@ def test_quantizing_stores_the_weights_in_int8_with_a_scale_per_channel(trained)
     _, component, _ = trained
     graph = exported(component.model.encoder, component.model.head, component.model.tokenizer)
     small = quantized(graph)
-    nodes = {node.op_type for node in onnx.load_from_string(small).graph.node}
+    model = onnx.load_from_string(small)
+    nodes = {node.op_type for node in model.graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= nodes, nodes
+    # one scale per output channel: the matrix weights' scales are vectors, not single numbers
+    scales = [init for init in model.graph.initializer
+              if init.name.endswith("_scale") and "MatMul" in init.name]
+    assert scales and all(list(init.dims) and init.dims[0] > 1 for init in scales), [
+        (init.name, list(init.dims)) for init in scales]
     assert len(small) < len(graph) / 2  # int8 weights: about a quarter of float32
 
 
