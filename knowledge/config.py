@@ -75,6 +75,11 @@ class EmbeddingSettings(_Section):
     model: str = "bundled:all-MiniLM-L6-v2"
     device: str = "cpu"
     batch_size: int = Field(32, gt=0)
+    #: How the encoder runs on the CPU. ``onnx``: exported at load (in memory, a few seconds)
+    #: and run by ONNX Runtime, the same vectors as torch (differences around 1e-7) for well
+    #: under half the CPU (knowledge/onnx_encoder.py); ``torch``: sentence-transformers
+    #: itself. Any other device (``cuda``) always runs torch.
+    cpu_runtime: Literal["onnx", "torch"] = "onnx"
 
 
 class IndexSettings(_Section):
@@ -249,10 +254,11 @@ class KnowledgeConfig(_Section):
     """All settings; ``KnowledgeConfig.load()`` reads them."""
 
     sources: List[str] = ["data/knowledge"]
-    #: CPU threads for torch (encoder and in-process LM), set once per process when the first
-    #: model loads; None keeps torch's default (one per core). 1 suits the small machines this
-    #: demo targets, where the action server shares two cores with Rasa and other jobs: two
-    #: threads per process oversubscribed them (measured 6x slower generation).
+    #: CPU threads for torch (encoder and in-process LM) and for the encoder's ONNX Runtime
+    #: session, set once per process when the first model loads; None keeps their default (one
+    #: per core). 1 suits the small machines this demo targets, where the action server shares
+    #: two cores with Rasa and other jobs: two threads per process oversubscribed them
+    #: (measured 6x slower generation).
     torch_threads: Optional[int] = Field(1, gt=0)
     ingest: IngestSettings = IngestSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
