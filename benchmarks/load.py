@@ -2,6 +2,7 @@
 
     python -m benchmarks.load [--pipeline ours stock] [--topology single cluster]
                               [--conversations 100] [--turns 10] [--transport rest socketio]
+                              [--rounds 1]
 
 For each pipeline × topology it starts the servers on loopback, with the extractive
 knowledge backend: `single` is what `make start` runs (`bot.services`: one Rasa process,
@@ -20,8 +21,11 @@ knowledge answer, every `--knowledge-every`-th turn): messages per second, p50/p
 errors (not 200, no reply, timeout), events lost (user messages sent but not in the tracker
 store) and duplicated, and CPU milliseconds per message of the Rasa processes and of the
 action servers (from /proc). `stock` is Rasa's default DIET pipeline trained on the same
-demo data (benchmarks/configs/stock.yml); `ours` is config.yml. One table with the ratios is
-printed and written to `benchmarks/results/load.json`. Counts and time are bounded
+demo data (benchmarks/configs/stock.yml); `ours` is config.yml. On a shared machine the
+pipeline that runs second is often slower, so `--rounds N` runs them N times in alternating
+order (ours, stock, then stock, ours, ...) and reports the ratios of each round and their
+geometric mean. One table with the ratios is printed and written to
+`benchmarks/results/load.json`. Counts and time are bounded
 (`--conversations` ≤ 2000, `--turns` ≤ 50, `--time-limit` per phase).
 """
 
@@ -55,7 +59,7 @@ TURNS_FILE = ROOT / "benchmarks" / "configs" / "load_turns.yml"
 STOCK_CONFIG = ROOT / "benchmarks" / "configs" / "stock.yml"
 WORK = ROOT / "artifacts" / "load"
 RESULT = ROOT / "benchmarks" / "results" / "load.json"
-MAX_CONVERSATIONS, MAX_TURNS = 2000, 50
+MAX_CONVERSATIONS, MAX_TURNS, MAX_ROUNDS = 2000, 50, 6
 #: the benchmark's socket.io transports and engineio's names for them
 SOCKETIO = {"socketio": "websocket", "socketio-polling": "polling"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -315,14 +319,16 @@ async def measure(target: Target, label: str, args: argparse.Namespace) -> List[
 
 
 def table(runs: List[Dict[str, Any]]) -> str:
-    lines = ["| pipeline | topology | phase | transport | kind | messages | msg/s | p50 ms | "
-             "p95 ms | p99 ms | errors | lost | dup | Rasa CPU ms/msg | actions CPU ms/msg |",
-             "|" + "---|" * 15]
+    lines = ["| round | pipeline | topology | phase | transport | kind | messages | msg/s | "
+             "p50 ms | p95 ms | p99 ms | errors | lost | dup | Rasa CPU ms/msg | "
+             "actions CPU ms/msg |",
+             "|" + "---|" * 16]
     for entry in runs:
         for phase in entry["phases"]:
             for kind, stats in phase["by_kind"].items():
                 lines.append(
-                    f"| {entry['pipeline']} | {entry['topology']} | {phase['phase']} | "
+                    f"| {entry['round']} | {entry['pipeline']} | {entry['topology']} | "
+                    f"{phase['phase']} | "
                     f"{phase['transport']} | {kind} | {stats['messages']} | "
                     f"{phase['msg_per_s']} | {stats['p50_ms']} | {stats['p95_ms']} | "
                     f"{stats['p99_ms']} | {stats['errors']} | {phase['lost']} | "
@@ -332,31 +338,55 @@ def table(runs: List[Dict[str, Any]]) -> str:
 
 
 def ratios(runs: List[Dict[str, Any]]) -> List[str]:
-    """ours/stock per topology and cluster/single per pipeline, throughput per transport."""
-    def load(pipeline: str, topology: str, transport: str) -> Optional[Dict[str, Any]]:
+    """ours/stock per topology and cluster/single per pipeline, per transport: throughput
+    (and for ours/stock p95 and Rasa's CPU a message) in each round, then the geometric
+    mean of the rounds' throughput ratios."""
+    def load(pipeline: str, topology: str, transport: str,
+             round_: int) -> Optional[Dict[str, Any]]:
         for entry in runs:
-            if (entry["pipeline"], entry["topology"]) == (pipeline, topology):
+            if (entry["pipeline"], entry["topology"], entry["round"]) == (
+                    pipeline, topology, round_):
                 for phase in entry["phases"]:
                     if (phase["phase"], phase["transport"]) == ("load", transport):
                         return phase
         return None
 
-    lines = []
+    def compare(name: str, pairs: List[Tuple[int, Dict[str, Any], Dict[str, Any]]]) -> None:
+        for round_, a, b in pairs:
+            first = next(e["pipeline"] for e in runs if e["round"] == round_)
+            detail = ""
+            if name.startswith("ours / stock"):
+                detail = (f", p95 {a['by_kind']['non_generative']['p95_ms']} / "
+                          f"{b['by_kind']['non_generative']['p95_ms']} ms, Rasa CPU "
+                          f"{a['rasa_cpu_ms_per_msg']} / {b['rasa_cpu_ms_per_msg']} ms a message"
+                          if "non_generative" in a["by_kind"] and "non_generative" in b["by_kind"]
+                          else "")
+            lines.append(f"{name}, round {round_} ({first} first): throughput "
+                         f"{a['msg_per_s'] / b['msg_per_s']:.2f}×{detail}")
+        if len(pairs) > 1:
+            mean = statistics.geometric_mean([a["msg_per_s"] / b["msg_per_s"]
+                                              for _, a, b in pairs])
+            lines.append(f"{name}: throughput {mean:.2f}× (geometric mean of "
+                         f"{len(pairs)} rounds)")
+
+    lines: List[str] = []
     transports = sorted({p["transport"] for e in runs for p in e["phases"] if p["phase"] == "load"})
     topologies = sorted({e["topology"] for e in runs})
     pipelines = sorted({e["pipeline"] for e in runs})
+    rounds = sorted({e["round"] for e in runs})
+
+    def pairs(a: Tuple[str, str], b: Tuple[str, str], transport: str
+              ) -> List[Tuple[int, Dict[str, Any], Dict[str, Any]]]:
+        found = [(r, load(*a, transport, r), load(*b, transport, r)) for r in rounds]
+        return [(r, x, y) for r, x, y in found if x and y and y["msg_per_s"]]
+
     for transport in transports:
         for topology in topologies:
-            ours, stock = load("ours", topology, transport), load("stock", topology, transport)
-            if ours and stock and stock["msg_per_s"]:
-                lines.append(f"ours / stock, {topology}, {transport}: throughput "
-                             f"{ours['msg_per_s'] / stock['msg_per_s']:.2f}×")
+            compare(f"ours / stock, {topology}, {transport}",
+                    pairs(("ours", topology), ("stock", topology), transport))
         for pipeline in pipelines:
-            cluster = load(pipeline, "cluster", transport)
-            single = load(pipeline, "single", transport)
-            if cluster and single and single["msg_per_s"]:
-                lines.append(f"cluster / single, {pipeline}, {transport}: throughput "
-                             f"{cluster['msg_per_s'] / single['msg_per_s']:.2f}×")
+            compare(f"cluster / single, {pipeline}, {transport}",
+                    pairs((pipeline, "cluster"), (pipeline, "single"), transport))
     return lines
 
 
@@ -390,20 +420,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per reply")
     parser.add_argument("--time-limit", type=float, default=600.0,
                         help="seconds per phase; turns not sent by then are not sent")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the pipelines this many times, in alternating order")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args(argv)
     if not (0 < args.conversations <= MAX_CONVERSATIONS and 0 < args.turns <= MAX_TURNS):
         parser.error(f"--conversations 1..{MAX_CONVERSATIONS}, --turns 1..{MAX_TURNS}")
+    if not 0 < args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds 1..{MAX_ROUNDS}")
     if "ours" in args.pipeline:
         train()  # as `make start` does: Rasa skips it when nothing changed
     models = {"ours": MODELS_DIR, **({"stock": stock_model()} if "stock" in args.pipeline else {})}
     runs = []
-    for topology in args.topology:
-        for pipeline in args.pipeline:
-            with TOPOLOGIES[topology](models[pipeline], WORK / f"{pipeline}-{topology}") as target:
-                phases = asyncio.run(measure(target, f"{pipeline}-{topology}", args))
-            runs.append({"pipeline": pipeline, "topology": topology,
-                         "phases": [p.summary() for p in phases]})
+    for round_ in range(1, args.rounds + 1):
+        order = args.pipeline if round_ % 2 else args.pipeline[::-1]
+        for topology in args.topology:
+            for pipeline in order:
+                label = f"{pipeline}-{topology}" + (f"-{round_}" if args.rounds > 1 else "")
+                with TOPOLOGIES[topology](models[pipeline], WORK / label) as target:
+                    phases = asyncio.run(measure(target, label, args))
+                runs.append({"round": round_, "pipeline": pipeline, "topology": topology,
+                             "phases": [p.summary() for p in phases]})
     publish({"settings": {k: str(v) for k, v in vars(args).items()}, "cpus": os.cpu_count(),
              "load_average": os.getloadavg(), "runs": runs},
             table(runs), args.out)

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from benchmarks.load import Target, conversation_turns, drive
+from benchmarks.load import Target, conversation_turns, drive, ratios
 
 
 @pytest.mark.parametrize("transport", ["rest", "socketio", "socketio-polling"])
@@ -27,3 +27,21 @@ def test_a_phase_past_its_time_limit_sends_nothing_more_and_says_so(assistant):
     phase = asyncio.run(drive(target, "load", "test", "rest", 2, conversation_turns(5, 0),
                               timeout=120, time_limit=0))
     assert (phase.sent, phase.results, phase.lost) == (0, [], 0)
+
+
+def test_alternating_rounds_report_each_ratio_and_their_geometric_mean():
+    def run(round_, pipeline, msg_per_s, p95_ms, cpu_ms):
+        phase = {"phase": "load", "transport": "rest", "msg_per_s": msg_per_s,
+                 "rasa_cpu_ms_per_msg": cpu_ms,
+                 "by_kind": {"non_generative": {"p95_ms": p95_ms}}}
+        return {"round": round_, "pipeline": pipeline, "topology": "single", "phases": [phase]}
+
+    lines = ratios([run(1, "ours", 12.0, 9000, 85), run(1, "stock", 10.0, 9500, 90),
+                    run(2, "stock", 12.0, 9100, 88), run(2, "ours", 9.0, 9900, 86)])
+    assert lines == [
+        "ours / stock, single, rest, round 1 (ours first): throughput 1.20×, "
+        "p95 9000 / 9500 ms, Rasa CPU 85 / 90 ms a message",
+        "ours / stock, single, rest, round 2 (stock first): throughput 0.75×, "
+        "p95 9900 / 9100 ms, Rasa CPU 86 / 88 ms a message",
+        "ours / stock, single, rest: throughput 0.95× (geometric mean of 2 rounds)",
+    ]
