@@ -1,6 +1,6 @@
-// The customer web widget in a real browser: Debian's Chromium, headless, driven by
-// playwright-core (bot/web/node_modules). Needs a running assistant; bot/testing.py starts
-// one and runs `node --test tests/browser/` with
+// The customer web widget in a real browser (widget_page.mjs: headless Chromium driven by
+// playwright-core). Needs a running assistant; bot/testing.py starts one and runs
+// `node --test tests/browser/` with
 //   WIDGET_URL   the demo page, e.g. http://localhost:5005/webhooks/widget/chat
 //   CHROMIUM     the browser (default /usr/bin/chromium)
 //   RASA_AUTH_TOKEN  the Rasa HTTP API's token
@@ -10,75 +10,39 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const require = createRequire(new URL('../../bot/web/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+import * as widget from './widget_page.mjs';
 
 const PAGE_URL = process.env.WIDGET_URL;
 const SHOTS = fileURLToPath(new URL('../../artifacts/browser/', import.meta.url));
-const REPLY_TIMEOUT = 120_000; // a knowledge answer on a busy 2-core CPU takes a while
 const XSS = '<img src=x onerror=alert(1)>';
 const SCRIPT = '<script>window.__pwned = true; alert(2)</script>';
 
 let browser, page;
-const dialogs = [];
-const pageErrors = [];
+const seen = { dialogs: [], pageErrors: [] };
+const { dialogs, pageErrors } = seen;
 
 before(async () => {
   assert.ok(PAGE_URL, 'set WIDGET_URL to the widget page');
   mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    // Without the background-networking flags Chromium hangs on a network without internet.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await widget.launchBrowser();
   page = await newVisitor();
 });
 
 after(async () => { await browser?.close(); });
 
-/** A page in a fresh browser context (its own localStorage: a new customer). */
-async function newVisitor() {
-  const visitor = await (await browser.newContext({ viewport: { width: 1000, height: 800 } }))
-    .newPage();
-  visitor.on('dialog', async (dialog) => { dialogs.push(dialog.message()); await dialog.dismiss(); });
-  visitor.on('pageerror', (error) => pageErrors.push(String(error)));
-  return visitor;
-}
-
+const newVisitor = () => widget.newVisitor(browser, seen);
 const shot = (name) => page.screenshot({ path: `${SHOTS}${name}.png` });
-const botMessages = () => page.locator('.rw-response .rw-message-text');
-const userMessages = () => page.locator('.rw-client .rw-message-text');
-
-/** Waits for a bot message after the first `from` that matches `expected`; returns them all. */
-async function botSays(expected, from) {
-  await page.waitForFunction(
-    ([source, flags, n]) => [...document.querySelectorAll('.rw-response .rw-message-text')]
-      .slice(n).some((message) => new RegExp(source, flags).test(message.innerText)),
-    [expected.source, expected.flags, from], { timeout: REPLY_TIMEOUT });
-  return (await botMessages().allInnerTexts()).slice(from);
-}
-
-/** Types `text` into the widget, sends it, and waits for a reply matching `expected`. */
-async function say(text, expected) {
-  const from = await botMessages().count();
-  await page.locator('.rw-new-message').fill(text);
-  await page.locator('.rw-new-message').press('Enter');
-  return botSays(expected, from);
-}
-
-const sessionId = () => page.evaluate(
-  () => JSON.parse(localStorage.getItem('chat_session') || '{}').session_id);
+const userMessages = () => widget.userMessages(page);
+const botMessages = () => widget.botMessages(page);
+const botSays = (expected, from) => widget.botSays(page, expected, from);
+const say = (text, expected) => widget.say(page, text, expected);
+const sessionId = () => widget.sessionId(page);
 
 test('the page loads and the widget opens', async () => {
-  await page.goto(PAGE_URL);
-  await page.locator('.rw-launcher').click({ timeout: 30_000 });
-  await page.locator('.rw-new-message').waitFor({ timeout: 30_000 });
+  await widget.openWidget(page, PAGE_URL);
   assert.equal(await page.locator('.rw-title').innerText(), 'Threadline support');
 });
 
@@ -130,12 +94,11 @@ test('a product answer shows its sources as links', async () => {
 test('a reply with buttons can be answered by clicking one', async () => {
   // a new visitor: the conversation above is still inside the order-status form
   page = await newVisitor();
-  await page.goto(PAGE_URL);
-  await page.locator('.rw-launcher').click({ timeout: 30_000 });
+  await widget.openWidget(page, PAGE_URL);
   await say("I'd like to leave some feedback about my last delivery",
     /support team|human colleague/);
   const no = page.locator('.rw-replies .rw-reply', { hasText: 'No, thanks' });
-  await no.last().waitFor({ timeout: REPLY_TIMEOUT });
+  await no.last().waitFor({ timeout: widget.REPLY_TIMEOUT });
   assert.equal(await page.locator('.rw-replies .rw-reply', { hasText: 'Yes, please' }).count(), 1);
   await shot('05-buttons');
   const from = await botMessages().count();
