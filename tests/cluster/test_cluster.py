@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +32,8 @@ import yaml
 
 from bot.cluster import DB_NAME, DB_USER, Cluster, running_cluster
 from bot.lock_store import AtomicRedisLockStore
-from bot.services import LOOPBACK, MODELS_DIR, ROOT, ingest_knowledge
+from bot.services import LOOPBACK, MODELS_DIR, ROOT, ingest_knowledge, offline_env
+from bot.testing import ensure_chromium
 from tools.slack_peer import STAFF_CHANNEL, SlackPeer, wait_for
 from tools.widget_client import WidgetCustomer
 
@@ -109,6 +111,12 @@ def assert_answered_once_each(events: List[Dict[str, Any]]) -> None:
 def domain_text(response: str) -> str:
     domain = yaml.safe_load((ROOT / "domain.yml").read_text())
     return domain["responses"][response][0]["text"]
+
+
+def replica_holding(cluster: Cluster, session: str) -> Any:
+    """The replica whose turn log has the conversation (the one nginx sent it to)."""
+    return wait_for(lambda: [r for i, r in enumerate(cluster.replicas) if session in (
+        cluster.folder / "logs" / f"turns-{i}.jsonl").read_text()], 30, "the turn logged")[0]
 
 
 def routes(cluster: Cluster) -> List[str]:
@@ -301,8 +309,7 @@ def test_the_widget_customer_goes_on_after_their_replica_is_killed(cluster):
             return customer.session_id
 
     session = asyncio.run(chat(None, "hi"))
-    holder = wait_for(lambda: [r for i, r in enumerate(cluster.replicas) if session in (
-        cluster.folder / "logs" / f"turns-{i}.jsonl").read_text()], 30, "the turn logged")[0]
+    holder = replica_holding(cluster, session)
     holder.kill()
     try:
         asyncio.run(chat(session, "how much is shipping?"))
@@ -311,6 +318,39 @@ def test_the_widget_customer_goes_on_after_their_replica_is_killed(cluster):
         assert_answered_once_each(events)
     finally:
         holder.restart()
+
+
+def test_a_browser_customer_keeps_chatting_when_their_replica_is_killed(cluster):
+    """The widget in headless Chromium through nginx (tests/browser/cluster_failover.mjs):
+    after the first reply the replica holding the conversation is killed; the page stays
+    open, the widget reconnects by itself and the next message is answered in the same
+    conversation, stored once, in order."""
+    browser = subprocess.Popen(
+        ["node", str(ROOT / "tests" / "browser" / "cluster_failover.mjs")], cwd=ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=offline_env(CHROMIUM=str(ensure_chromium()),
+                        WIDGET_URL=f"{cluster.url}/webhooks/widget/chat"))
+    assert browser.stdin is not None and browser.stdout is not None
+    try:
+        first = browser.stdout.readline()  # the script's own timeouts bound the wait
+        assert first, browser.communicate(timeout=30)[1]
+        session = json.loads(first)["session"]
+        holder = replica_holding(cluster, session)
+        holder.kill()
+        try:
+            browser.stdin.write("killed\n")
+            browser.stdin.flush()
+            out, err = browser.communicate(timeout=300)
+            assert browser.returncode == 0, err
+            assert any("shipping" in reply.lower() for reply in json.loads(out)["replies"])
+            events = stored(cluster, session)
+            assert user_texts(events) == ["hi", "how much is shipping?"]
+            assert_answered_once_each(events)
+        finally:
+            holder.restart()
+    finally:
+        if browser.poll() is None:
+            browser.kill()
 
 
 def test_action_servers_all_down_then_back(cluster):
