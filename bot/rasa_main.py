@@ -17,9 +17,12 @@ SERVING_COMMANDS = ("run", "shell")
 
 
 def with_token(argv: List[str], token: str) -> List[str]:
-    """`argv` with ``--auth-token`` after a serving sub-command (unless one is given)."""
-    if token and len(argv) > 1 and argv[1] in SERVING_COMMANDS and "--auth-token" not in argv:
-        return [argv[0], argv[1], "--auth-token", token, *argv[2:]]
+    """`argv` with ``--auth-token=TOKEN`` after a serving sub-command (unless one is given).
+    One argument, so that a token starting with "-" (one in 64 random URL-safe tokens) is
+    not read by argparse as an option."""
+    given = any(arg == "--auth-token" or arg.startswith("--auth-token=") for arg in argv)
+    if token and len(argv) > 1 and argv[1] in SERVING_COMMANDS and not given:
+        return [argv[0], argv[1], f"--auth-token={token}", *argv[2:]]
     return argv
 
 

@@ -39,6 +39,17 @@ def test_the_server_listens_on_loopback_with_the_api_behind_the_token(monkeypatc
     args = serving_args(5005, ["http://localhost:5005"])
     assert args[args.index("--interface") + 1] == "127.0.0.1"
     assert "--enable-api" in args
-    assert with_token(["rasa", "run", *args], "t0k")[:4] == ["rasa", "run", "--auth-token", "t0k"]
+    assert with_token(["rasa", "run", *args], "t0k")[:3] == ["rasa", "run", "--auth-token=t0k"]
     assert with_token(["rasa", "train"], "t0k") == ["rasa", "train"]  # trains serve nothing
     assert with_token(["rasa", "run"], "") == ["rasa", "run"]
+    assert with_token(["rasa", "run", "--auth-token=mine"], "t0k") == [
+        "rasa", "run", "--auth-token=mine"]
+
+
+def test_a_token_that_starts_with_a_dash_reaches_rasa_as_the_token():
+    """secrets.token_urlsafe starts one token in 64 with "-": Rasa's own parser must read it
+    as the token, not refuse to start ("argument -t/--auth-token: expected one argument")."""
+    from rasa.__main__ import create_argument_parser
+
+    argv = with_token(["rasa", "run", "--enable-api"], "-Ab3_x")
+    assert create_argument_parser().parse_args(argv[1:]).auth_token == "-Ab3_x"
