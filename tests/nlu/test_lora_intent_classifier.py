@@ -133,6 +133,18 @@ def test_int8_serving_keeps_the_predictions(trained):
     assert np.abs(before - after).max() < 0.15
 
 
+def test_int8_scores_a_message_the_same_alone_and_in_a_batch(trained):
+    # One activation scale per tensor: batched together, messages of different lengths
+    # would be quantized with each other's range (and their padding's).
+    tmp, _, _ = trained
+    saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
+    served = lora.LoRASentenceClassifier.load(saved, device="cpu", cpu_runtime="onnx-int8")
+    texts = [text for examples in EXAMPLES.values() for text in examples] + [
+        "a message much longer than any of the training examples, " * 8, "ok"]
+    alone = np.vstack([served.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(served.predict_proba(texts), alone, atol=1e-6)
+
+
 def test_quantizing_stores_the_weights_in_int8_with_a_scale_per_channel(trained):
     _, component, _ = trained
     graph = exported(component.model.encoder, component.model.head, component.model.tokenizer)
