@@ -69,13 +69,13 @@ class LoRAConfig:
     # cores, 18 ms of CPU per message with 1 thread vs 175 ms with 2 (spinning workers).
     inference_threads: Optional[int] = 1
     # How a model serves on the CPU (training is unchanged; a GPU always runs torch):
-    #   onnx        the same float32 graph exported at load and run by ONNX Runtime: the same
-    #               probabilities as torch for less than half its CPU (nlu/onnx_serving.py)
-    #   onnx-int8   that graph with its weights in int8, per channel: a third of its CPU, the
-    #               same sentiment accuracy, but intent confidences that move by up to 0.15,
-    #               enough to change what the demo does with two messages (README)
+    #   onnx-int8   the merged encoder and head exported at load as one graph, its matrix
+    #               weights quantized to int8 per output channel, run by ONNX Runtime
+    #               (nlu/onnx_serving.py): under half of float32's CPU, the same sentiment
+    #               accuracy and top intents, confidences within 0.1 of float32's (README)
+    #   onnx        that graph in float32: torch's probabilities for less than half its CPU
     #   torch       torch itself
-    cpu_runtime: str = "onnx"
+    cpu_runtime: str = "onnx-int8"
 
     def __post_init__(self) -> None:
         checks = {

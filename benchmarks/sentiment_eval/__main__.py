@@ -10,8 +10,9 @@ the shipped one (`nlu.sentiment_analysers.train_lora`), on:
   lora-shipped   data/sentiment/train.csv (what set-up trains and the product ships)
   lora-tweeteval TweetEval tweets (../shared, research data: benchmark only, never shipped)
   lora-both      both of the above
-Each is served as config.yml serves it (`cpu_runtime: onnx`); `NAME-int8` and `NAME-torch`
-serve the same trained model (trained once) with `cpu_runtime` onnx-int8 and torch.
+Each is served as config.yml serves it (`cpu_runtime: onnx-int8`, the default);
+`NAME-float32` and `NAME-torch` serve the same trained model (trained once) with
+`cpu_runtime` onnx and torch.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ TRAINING_SETS: Dict[str, List[Path]] = {
     "lora-both": [ROOT / "data" / "sentiment" / "train.csv", SHARED / "train_from_official_test.csv"],
 }
 #: Suffixes of an analyser served with another `cpu_runtime` than the shipped one: the same
-#: trained model, its graph run by ONNX Runtime with int8 weights, or run by torch.
-RUNTIMES = {"-int8": "onnx-int8", "-torch": "torch"}
+#: trained model, its graph run by ONNX Runtime in float32, or run by torch.
+RUNTIMES = {"-float32": "onnx", "-torch": "torch"}
 ANALYSERS = ["vader", *TRAINING_SETS,
              *(name + suffix for suffix in RUNTIMES for name in TRAINING_SETS)]
 

@@ -96,21 +96,22 @@ def test_persist_and_load_give_the_same_predictions(trained):
         {**LoRAIntentClassifier.get_default_config(), **FAST},
         LocalModelStorage(tmp / "lora"), resource, ExecutionContext(GraphSchema({}), "test"),
     )
+    # It serves as trained: in int8, the default runtime (exactness of the saved weights
+    # themselves: test_onnx_serving_gives_the_probabilities_torch_gives, from disk).
+    assert loaded.model.config.cpu_runtime == "onnx-int8"
     texts = ["hey, anyone around?", "cancel my order", "I forgot my password", "talk to a human"]
-    before = [m.get("intent_ranking") for m in parse(component, *texts)]
-    after = [m.get("intent_ranking") for m in parse(loaded, *texts)]
-    for b, a in zip(before, after):
-        assert [e["name"] for e in b] == [e["name"] for e in a]
-        np.testing.assert_allclose(
-            [e["confidence"] for e in b], [e["confidence"] for e in a], atol=1e-4
-        )
+    before = [m.get("intent") for m in parse(component, *texts)]
+    after = [m.get("intent") for m in parse(loaded, *texts)]
+    assert [b["name"] for b in before] == [a["name"] for a in after]
+    np.testing.assert_allclose(
+        [b["confidence"] for b in before], [a["confidence"] for a in after], atol=0.15)
 
 
 def test_onnx_serving_gives_the_probabilities_torch_gives(trained):
     tmp, component, _ = trained
     saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
-    served = lora.LoRASentenceClassifier.load(saved, device="cpu")  # the default runtime
-    assert served.config.cpu_runtime == "onnx" and served._onnx is not None
+    served = lora.LoRASentenceClassifier.load(saved, device="cpu", cpu_runtime="onnx")
+    assert served._onnx is not None and served.encoder is None
     texts = [text for examples in EXAMPLES.values() for text in examples] + [
         "a message much longer than any of the training examples, " * 8, "ok"]
     np.testing.assert_allclose(
@@ -125,8 +126,8 @@ def test_an_unknown_cpu_runtime_is_refused_with_the_choices():
 def test_int8_serving_keeps_the_predictions(trained):
     tmp, component, _ = trained
     saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
-    served = lora.LoRASentenceClassifier.load(saved, device="cpu", cpu_runtime="onnx-int8")
-    assert served._onnx is not None and served.encoder is None
+    served = lora.LoRASentenceClassifier.load(saved, device="cpu")  # the default runtime
+    assert served.config.cpu_runtime == "onnx-int8" and served._onnx is not None
     texts = [text for examples in EXAMPLES.values() for text in examples]
     before, after = component.model.predict_proba(texts), served.predict_proba(texts)
     assert (before.argmax(axis=1) == after.argmax(axis=1)).all()
