@@ -339,54 +339,65 @@ def table(runs: List[Dict[str, Any]]) -> str:
 
 def ratios(runs: List[Dict[str, Any]]) -> List[str]:
     """ours/stock per topology and cluster/single per pipeline, per transport: throughput
-    (and for ours/stock p95 and Rasa's CPU a message) in each round, then the geometric
-    mean of the rounds' throughput ratios."""
-    def load(pipeline: str, topology: str, transport: str,
-             round_: int) -> Optional[Dict[str, Any]]:
+    (and for ours/stock p95, Rasa's CPU a message and one conversation's p50) in each round,
+    then the geometric mean of the rounds' ratios."""
+    def phase(pipeline: str, topology: str, transport: str, round_: int,
+              name: str) -> Optional[Dict[str, Any]]:
         for entry in runs:
             if (entry["pipeline"], entry["topology"], entry["round"]) == (
                     pipeline, topology, round_):
-                for phase in entry["phases"]:
-                    if (phase["phase"], phase["transport"]) == ("load", transport):
-                        return phase
+                for found in entry["phases"]:
+                    if (found["phase"], found["transport"]) == (name, transport):
+                        return found
         return None
 
-    def compare(name: str, pairs: List[Tuple[int, Dict[str, Any], Dict[str, Any]]]) -> None:
-        for round_, a, b in pairs:
+    def p95(load: Dict[str, Any]) -> Optional[float]:
+        return load["by_kind"].get("non_generative", {}).get("p95_ms")
+
+    def solo_p50(solo: Optional[Dict[str, Any]]) -> Optional[float]:
+        return solo["by_kind"].get("non_generative", {}).get("p50_ms") if solo else None
+
+    def compare(name: str, a: Tuple[str, str], b: Tuple[str, str], transport: str) -> None:
+        ratios_of: Dict[str, List[float]] = {"throughput": [], "p95": [],
+                                             "one conversation p50": []}
+        for round_ in rounds:
+            load_a, load_b = (phase(*key, transport, round_, "load") for key in (a, b))
+            if not (load_a and load_b and load_b["msg_per_s"]):
+                continue
             first = next(e["pipeline"] for e in runs if e["round"] == round_)
+            ratios_of["throughput"].append(load_a["msg_per_s"] / load_b["msg_per_s"])
             detail = ""
-            if name.startswith("ours / stock"):
-                detail = (f", p95 {a['by_kind']['non_generative']['p95_ms']} / "
-                          f"{b['by_kind']['non_generative']['p95_ms']} ms, Rasa CPU "
-                          f"{a['rasa_cpu_ms_per_msg']} / {b['rasa_cpu_ms_per_msg']} ms a message"
-                          if "non_generative" in a["by_kind"] and "non_generative" in b["by_kind"]
-                          else "")
+            tail_a, tail_b = p95(load_a), p95(load_b)
+            if a[0] != b[0] and tail_a and tail_b:  # ours / stock
+                ratios_of["p95"].append(tail_a / tail_b)
+                detail = (f", p95 {tail_a} / {tail_b} ms, Rasa CPU "
+                          f"{load_a['rasa_cpu_ms_per_msg']} / {load_b['rasa_cpu_ms_per_msg']} "
+                          f"ms a message")
+                alone = [solo_p50(phase(*key, transport, round_, "solo")) for key in (a, b)]
+                if alone[0] and alone[1]:
+                    ratios_of["one conversation p50"].append(alone[0] / alone[1])
+                    detail += f", one conversation p50 {alone[0]} / {alone[1]} ms"
             lines.append(f"{name}, round {round_} ({first} first): throughput "
-                         f"{a['msg_per_s'] / b['msg_per_s']:.2f}×{detail}")
-        if len(pairs) > 1:
-            mean = statistics.geometric_mean([a["msg_per_s"] / b["msg_per_s"]
-                                              for _, a, b in pairs])
-            lines.append(f"{name}: throughput {mean:.2f}× (geometric mean of "
-                         f"{len(pairs)} rounds)")
+                         f"{ratios_of['throughput'][-1]:.2f}×{detail}")
+        if len(ratios_of["throughput"]) > 1:
+            means = ", ".join(f"{what} {statistics.geometric_mean(values):.2f}×"
+                              for what, values in ratios_of.items()
+                              if len(values) == len(ratios_of["throughput"]))
+            lines.append(f"{name}: {means} (geometric means of "
+                         f"{len(ratios_of['throughput'])} rounds)")
 
     lines: List[str] = []
     transports = sorted({p["transport"] for e in runs for p in e["phases"] if p["phase"] == "load"})
     topologies = sorted({e["topology"] for e in runs})
     pipelines = sorted({e["pipeline"] for e in runs})
     rounds = sorted({e["round"] for e in runs})
-
-    def pairs(a: Tuple[str, str], b: Tuple[str, str], transport: str
-              ) -> List[Tuple[int, Dict[str, Any], Dict[str, Any]]]:
-        found = [(r, load(*a, transport, r), load(*b, transport, r)) for r in rounds]
-        return [(r, x, y) for r, x, y in found if x and y and y["msg_per_s"]]
-
     for transport in transports:
         for topology in topologies:
             compare(f"ours / stock, {topology}, {transport}",
-                    pairs(("ours", topology), ("stock", topology), transport))
+                    ("ours", topology), ("stock", topology), transport)
         for pipeline in pipelines:
             compare(f"cluster / single, {pipeline}, {transport}",
-                    pairs((pipeline, "cluster"), (pipeline, "single"), transport))
+                    (pipeline, "cluster"), (pipeline, "single"), transport)
     return lines
 
 

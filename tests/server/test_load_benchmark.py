@@ -30,18 +30,22 @@ def test_a_phase_past_its_time_limit_sends_nothing_more_and_says_so(assistant):
 
 
 def test_alternating_rounds_report_each_ratio_and_their_geometric_mean():
-    def run(round_, pipeline, msg_per_s, p95_ms, cpu_ms):
-        phase = {"phase": "load", "transport": "rest", "msg_per_s": msg_per_s,
-                 "rasa_cpu_ms_per_msg": cpu_ms,
-                 "by_kind": {"non_generative": {"p95_ms": p95_ms}}}
-        return {"round": round_, "pipeline": pipeline, "topology": "single", "phases": [phase]}
+    def run(round_, pipeline, msg_per_s, p95_ms, cpu_ms, solo_p50_ms):
+        load = {"phase": "load", "transport": "rest", "msg_per_s": msg_per_s,
+                "rasa_cpu_ms_per_msg": cpu_ms,
+                "by_kind": {"non_generative": {"p95_ms": p95_ms}}}
+        solo = {"phase": "solo", "transport": "rest",
+                "by_kind": {"non_generative": {"p50_ms": solo_p50_ms}}}
+        return {"round": round_, "pipeline": pipeline, "topology": "single",
+                "phases": [solo, load]}
 
-    lines = ratios([run(1, "ours", 12.0, 9000, 85), run(1, "stock", 10.0, 9500, 90),
-                    run(2, "stock", 12.0, 9100, 88), run(2, "ours", 9.0, 9900, 86)])
+    lines = ratios([run(1, "ours", 12.0, 9000, 85, 80), run(1, "stock", 10.0, 9500, 90, 100),
+                    run(2, "stock", 12.0, 9100, 88, 90), run(2, "ours", 9.0, 9900, 86, 72)])
     assert lines == [
         "ours / stock, single, rest, round 1 (ours first): throughput 1.20×, "
-        "p95 9000 / 9500 ms, Rasa CPU 85 / 90 ms a message",
+        "p95 9000 / 9500 ms, Rasa CPU 85 / 90 ms a message, one conversation p50 80 / 100 ms",
         "ours / stock, single, rest, round 2 (stock first): throughput 0.75×, "
-        "p95 9900 / 9100 ms, Rasa CPU 86 / 88 ms a message",
-        "ours / stock, single, rest: throughput 0.95× (geometric mean of 2 rounds)",
+        "p95 9900 / 9100 ms, Rasa CPU 86 / 88 ms a message, one conversation p50 72 / 90 ms",
+        "ours / stock, single, rest: throughput 0.95×, p95 1.02×, one conversation p50 0.80× "
+        "(geometric means of 2 rounds)",
     ]
