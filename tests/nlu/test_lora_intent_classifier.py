@@ -96,15 +96,21 @@ def test_persist_and_load_give_the_same_predictions(trained):
         {**LoRAIntentClassifier.get_default_config(), **FAST},
         LocalModelStorage(tmp / "lora"), resource, ExecutionContext(GraphSchema({}), "test"),
     )
-    # It serves as trained: in int8, the default runtime (exactness of the saved weights
-    # themselves: test_onnx_serving_gives_the_probabilities_torch_gives, from disk).
+    # It serves as it was trained to serve (int8, the default runtime), exactly what the
+    # saved model gives; the saved weights' exactness against torch is
+    # test_onnx_serving_gives_the_probabilities_torch_gives.
+    saved = next((tmp / "lora").rglob(lora.CONFIG_FILE)).parent
+    reference = lora.LoRASentenceClassifier.load(saved, device="cpu", cpu_runtime="onnx-int8")
     assert loaded.model.config.cpu_runtime == "onnx-int8"
     texts = ["hey, anyone around?", "cancel my order", "I forgot my password", "talk to a human"]
-    before = [m.get("intent") for m in parse(component, *texts)]
-    after = [m.get("intent") for m in parse(loaded, *texts)]
-    assert [b["name"] for b in before] == [a["name"] for a in after]
-    np.testing.assert_allclose(
-        [b["confidence"] for b in before], [a["confidence"] for a in after], atol=0.15)
+    rankings = [m.get("intent_ranking") for m in parse(loaded, *texts)]
+    for ranking, row in zip(rankings, reference.predict_proba(texts)):
+        order = sorted(range(len(row)), key=lambda i: -row[i])[:len(ranking)]
+        assert [e["name"] for e in ranking] == [reference.labels[i] for i in order]
+        np.testing.assert_allclose([e["confidence"] for e in ranking], row[order], atol=1e-6)
+    # and the top intents are the ones the trained (torch) model gives
+    assert [r[0]["name"] for r in rankings] == [
+        m.get("intent")["name"] for m in parse(component, *texts)]
 
 
 def test_onnx_serving_gives_the_probabilities_torch_gives(trained):
