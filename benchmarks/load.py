@@ -49,6 +49,7 @@ import yaml
 
 from benchmarks.report import log, publish
 from bot.cluster import running_cluster
+from bot.limits import LimitSettings
 from bot.services import (
     MODELS_DIR, ROOT, Endpoints, action_server, free_port, new_token, rasa, rasa_server, run,
     seed_store, train,
@@ -439,6 +440,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--conversations 1..{MAX_CONVERSATIONS}, --turns 1..{MAX_TURNS}")
     if not 0 < args.rounds <= MAX_ROUNDS:
         parser.error(f"--rounds 1..{MAX_ROUNDS}")
+    solo = args.turns * args.solo_rounds
+    if not 0 < solo <= LimitSettings.max_messages:
+        # the solo conversation is one customer: past the channel's rate limit its messages
+        # get the quick refusal and are not stored, which would read as lost and fast
+        parser.error(f"--turns × --solo-rounds is {solo}: one conversation may send at most "
+                     f"{LimitSettings.max_messages} messages a window (bot/limits.py)")
     if "ours" in args.pipeline:
         train()  # as `make start` does: Rasa skips it when nothing changed
     models = {"ours": MODELS_DIR, **({"stock": stock_model()} if "stock" in args.pipeline else {})}

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from benchmarks.load import Target, conversation_turns, drive, ratios
+from benchmarks.load import Target, conversation_turns, drive, main, ratios
 
 
 @pytest.mark.parametrize("transport", ["rest", "socketio", "socketio-polling"])
@@ -49,3 +49,9 @@ def test_alternating_rounds_report_each_ratio_and_their_geometric_mean():
         "ours / stock, single, rest: throughput 0.95×, p95 1.02×, one conversation p50 0.80× "
         "(geometric means of 2 rounds)",
     ]
+
+
+def test_a_solo_conversation_past_the_rate_limit_is_refused_before_anything_starts(capsys):
+    with pytest.raises(SystemExit):
+        main(["--turns", "10", "--solo-rounds", "10"])
+    assert "--turns × --solo-rounds is 100" in capsys.readouterr().err
